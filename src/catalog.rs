@@ -1,0 +1,169 @@
+//! The tool catalog: every tool's name, title, description, annotations and schemas, and the
+//! dispatch from a tool name and JSON arguments to the dashboard. The MCP server, the REST API
+//! and the `query` command all go through `call`, so they answer identically by construction.
+
+use std::sync::Arc;
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::dashboard::Dashboard;
+use crate::error::{Error, Result};
+use crate::input::parse_args;
+use crate::wire::*;
+
+/// One tool of the catalog.
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// Changes stored data; listed only with `--allow-writes`.
+    pub write: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub input_schema: fn() -> JsonObject,
+    pub output_schema: fn() -> JsonObject,
+    run: fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>,
+}
+
+fn input_schema<T: JsonSchema>() -> JsonObject {
+    schema_object::<T>(SchemaSettings::draft2020_12())
+}
+
+fn output_schema<T: JsonSchema>() -> JsonObject {
+    schema_object::<T>(SchemaSettings::draft2020_12().for_serialize())
+}
+
+fn schema_object<T: JsonSchema>(settings: SchemaSettings) -> JsonObject {
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let Value::Object(mut o) = serde_json::to_value(schema).unwrap_or_default() else {
+        return JsonObject::new();
+    };
+    // The root's title and doc are the Rust type's: noise in every agent's prompt.
+    o.remove("title");
+    o.remove("description");
+    o.remove("$schema");
+    o
+}
+
+/// Parse the arguments as `I`, run `f`, serialise the answer.
+fn run<I: DeserializeOwned, O: Serialize>(
+    d: &Dashboard,
+    args: Option<Map<String, Value>>,
+    f: fn(&Dashboard, I) -> Result<O>,
+) -> Result<Value> {
+    let input: I = parse_args(args)?;
+    let out = f(d, input)?;
+    serde_json::to_value(out)
+        .map_err(|e| Error::Internal(format!("cannot serialise the answer: {e}")))
+}
+
+macro_rules! spec {
+    ($name:literal, $title:literal, $desc:expr, write: $write:expr, destructive: $destr:expr, idempotent: $idem:expr,
+     $input:ty => $output:ty, $method:path) => {
+        ToolSpec {
+            name: $name,
+            title: $title,
+            description: $desc,
+            write: $write,
+            destructive: $destr,
+            idempotent: $idem,
+            input_schema: input_schema::<$input>,
+            output_schema: output_schema::<$output>,
+            run: |d, args| run::<$input, $output>(d, args, $method),
+        }
+    };
+}
+
+/// Every tool, read tools first.
+pub fn specs() -> Vec<ToolSpec> {
+    vec![
+        spec!("dashboard_get_overview", "Usage overview",
+            "Totals of one time window: cost (USD), calls, tokens, active agents, success rate, errors, latency (avg, p95), calls per hour, trends against the previous window of the same length, and the top agent. Start here for \"what did my agents spend / how are they doing\". For per-agent or per-model figures use dashboard_get_agents or dashboard_get_models; for a chart, dashboard_get_timeline.",
+            write: false, destructive: false, idempotent: true,
+            OverviewInput => OverviewOutput, Dashboard::overview),
+        spec!("dashboard_get_agents", "Agents ranked",
+            "Agents active in a window with their cost, calls, tokens, average cost, success rate, errors and change from the previous window; sorted (cost by default) and paged. Use it for \"which agents spend most / fail most\". For one agent's totals use dashboard_get_overview with agentId.",
+            write: false, destructive: false, idempotent: true,
+            AgentsInput => AgentsOutput, Dashboard::agents),
+        spec!("dashboard_get_models", "Models ranked",
+            "Models used in a window with cost, calls, tokens, cost per call, success rate, mean latency and share of total cost, most expensive first; optionally for one agent. Use it for \"which models cost most\".",
+            write: false, destructive: false, idempotent: true,
+            ModelsInput => ModelsOutput, Dashboard::models),
+        spec!("dashboard_get_timeline", "Time series",
+            "One metric (cost, calls, tokens, errors or mean latency) per minute, hour or day bucket over a window, with total, average and peak, optionally split by the top 10 agents or models. Use it to chart a trend or find when something happened; for window totals use dashboard_get_overview.",
+            write: false, destructive: false, idempotent: true,
+            TimelineInput => TimelineOutput, Dashboard::timeline),
+        spec!("dashboard_get_executions", "Execution log",
+            "Individual executions in a window, newest first: time, agent, model, latency, cost, tokens, success and error; filter by agent, model or status, paged. Use it to inspect failures or expensive calls behind a figure; for sums use the other tools.",
+            write: false, destructive: false, idempotent: true,
+            ExecutionsInput => ExecutionsOutput, Dashboard::executions),
+        spec!("dashboard_record_usage", "Record usage",
+            "Store a batch of executions (1..10000 records: timestamp, agentId, model, tokens, cost, durationMs, success, error, ...). Idempotent by id: re-sending a record never double counts. Answers how many were accepted, duplicates skipped and rejected, with the reason for each rejection.",
+            write: true, destructive: false, idempotent: true,
+            RecordUsageInput => ImportReport, Dashboard::record_usage),
+    ]
+}
+
+/// The catalog as MCP tools, write tools only when allowed.
+pub fn tools(allow_writes: bool) -> Vec<Tool> {
+    specs()
+        .into_iter()
+        .filter(|s| allow_writes || !s.write)
+        .map(|s| s.tool())
+        .collect()
+}
+
+impl ToolSpec {
+    /// The `tools/list` entry.
+    pub fn tool(&self) -> Tool {
+        let annotations = ToolAnnotations::with_title(self.title)
+            .read_only(!self.write)
+            .destructive(self.destructive)
+            .idempotent(self.idempotent)
+            .open_world(false);
+        Tool::new(self.name, self.description, Arc::new((self.input_schema)()))
+            .with_title(self.title)
+            .with_raw_output_schema(Arc::new((self.output_schema)()))
+            .with_annotations(annotations)
+    }
+}
+
+/// Why a call could not be made at all (as opposed to a tool answering with an error).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown tool {0:?}; available tools are {1}")]
+    UnknownTool(String, String),
+    #[error(
+        "{0:?} changes stored data and is available only when the server runs with --allow-writes"
+    )]
+    WritesDisabled(String),
+    #[error(transparent)]
+    Tool(#[from] Error),
+}
+
+/// Run tool `name` with `args`. Blocking: call it off the async executor.
+pub fn call(
+    d: &Dashboard,
+    allow_writes: bool,
+    name: &str,
+    args: Option<Map<String, Value>>,
+) -> std::result::Result<Value, CallError> {
+    let specs = specs();
+    let Some(spec) = specs.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = specs
+            .iter()
+            .filter(|s| allow_writes || !s.write)
+            .map(|s| s.name)
+            .collect();
+        return Err(CallError::UnknownTool(name.to_owned(), names.join(", ")));
+    };
+    if spec.write && !allow_writes {
+        return Err(CallError::WritesDisabled(name.to_owned()));
+    }
+    Ok((spec.run)(d, args)?)
+}

@@ -1,0 +1,324 @@
+//! The command line: parses flags into a configuration and runs one command. The only module
+//! that writes to stdout outside the MCP stdio transport.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::{self, CallError};
+use crate::dashboard::Dashboard;
+use crate::demo::{self, DemoConfig};
+use crate::ingest::{self, Source};
+use crate::mcp::DashboardServer;
+use crate::store::Store;
+use crate::time::{self, Clock, Zone};
+use crate::wire::ImportReport;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dashboard-mcp",
+    version,
+    about = "Usage log of LLM agents (cost, tokens, latency, errors) in embedded SQLite, answered as MCP tools, a REST API and a CLI"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The database file [default: <data dir>/dashboard-mcp/usage.db].
+    #[arg(long, global = true, env = "DASHBOARD_MCP_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Pin the clock (RFC 3339) so that answers are reproducible.
+    #[arg(long, global = true, value_name = "RFC3339", hide = true)]
+    pub now: Option<String>,
+    /// List and allow the write tools (dashboard_record_usage).
+    #[arg(long, global = true)]
+    pub allow_writes: bool,
+    /// IANA time zone for day buckets and budget periods [default: UTC].
+    #[arg(long, global = true, env = "DASHBOARD_MCP_TZ", value_name = "ZONE")]
+    pub tz: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdio (logs go to stderr).
+    Serve {
+        /// Fill an empty database with demo data first.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Import executions from JSONL, JSON or CSV files (`-` for stdin), idempotent by id.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+        /// Refuse the whole import, writing nothing, if any record is bad.
+        #[arg(long)]
+        strict: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate deterministic demo usage into the database (or a JSONL file).
+    Demo {
+        #[command(flatten)]
+        config: DemoArgs,
+        /// Write JSONL here instead of into the database (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+    },
+    /// Run one tool and print its JSON answer.
+    Query {
+        /// Tool name, e.g. dashboard_get_overview (the `dashboard_get_` prefix may be left out).
+        tool: String,
+        /// Arguments as a JSON object, e.g. '{"timeframe":"week"}'.
+        #[arg(default_value = "{}")]
+        args: String,
+        /// One line instead of pretty-printed.
+        #[arg(long)]
+        compact: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 12)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 6)]
+    pub models: usize,
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, default_value_t = 50_000)]
+    pub events: u64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl From<DemoArgs> for DemoConfig {
+    fn from(a: DemoArgs) -> Self {
+        DemoConfig {
+            agents: a.agents,
+            models: a.models,
+            days: a.days,
+            events: a.events,
+            seed: a.seed,
+        }
+    }
+}
+
+/// Parse the process arguments and run. The binary's `main` is this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DASHBOARD_MCP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The default database path: `<data dir>/dashboard-mcp/usage.db`.
+pub fn default_db_path() -> PathBuf {
+    dirs::data_dir()
+        .or_else(|| dirs::home_dir().map(|h| h.join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("dashboard-mcp")
+        .join("usage.db")
+}
+
+struct Context_ {
+    dashboard: Dashboard,
+    allow_writes: bool,
+}
+
+fn open(global: &Global) -> anyhow::Result<Context_> {
+    let clock = match &global.now {
+        Some(s) => Clock::Fixed(time::parse_rfc3339("--now", s)?),
+        None => Clock::System,
+    };
+    let zone = match &global.tz {
+        Some(z) => Zone::parse(z)?,
+        None => Zone::default(),
+    };
+    let path = global.db.clone().unwrap_or_else(default_db_path);
+    let store = Store::open(&path)?;
+    Ok(Context_ {
+        dashboard: Dashboard::new(Arc::new(store), clock, zone),
+        allow_writes: global.allow_writes,
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = open(&cli.global)?;
+    match cli.command {
+        Command::Serve { demo } => {
+            if demo && ctx.dashboard.store.is_empty()? {
+                let cfg = DemoConfig::default();
+                let n = ingest::insert_all(
+                    &ctx.dashboard.store,
+                    demo::generate(&cfg, ctx.dashboard.now()),
+                )?;
+                tracing::info!(executions = n, "filled the empty database with demo data");
+            }
+            tracing::info!(db = %ctx.dashboard.store.path().display(), allow_writes = ctx.allow_writes, "serving MCP over stdio");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(DashboardServer::new(ctx.dashboard, ctx.allow_writes).serve_stdio())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            files,
+            strict,
+            json,
+        } => {
+            let mut sources = Vec::new();
+            for f in &files {
+                let reader: Box<dyn std::io::Read> = if f == "-" {
+                    Box::new(std::io::stdin().lock())
+                } else {
+                    Box::new(std::fs::File::open(f).with_context(|| format!("cannot open {f}"))?)
+                };
+                sources.push(Source {
+                    name: f.clone(),
+                    reader,
+                });
+            }
+            let started = std::time::Instant::now();
+            let report = ingest::import(&ctx.dashboard.store, sources, strict)?;
+            let secs = started.elapsed().as_secs_f64();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report, secs);
+            }
+            Ok(if report.committed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Demo { config, out } => {
+            let cfg: DemoConfig = config.into();
+            let executions = demo::generate(&cfg, ctx.dashboard.now());
+            match out {
+                Some(path) => {
+                    let mut w: Box<dyn Write> = if path == "-" {
+                        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+                    } else {
+                        Box::new(std::io::BufWriter::new(
+                            std::fs::File::create(&path)
+                                .with_context(|| format!("cannot create {path}"))?,
+                        ))
+                    };
+                    for e in &executions {
+                        serde_json::to_writer(&mut w, &demo::to_record(e))?;
+                        w.write_all(b"\n")?;
+                    }
+                    w.flush()?;
+                    eprintln!("wrote {} demo executions to {path}", executions.len());
+                }
+                None => {
+                    let total = executions.len();
+                    let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
+                    println!(
+                        "stored {n} demo executions ({} already there) in {}",
+                        total as u64 - n,
+                        ctx.dashboard.store.path().display()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query {
+            tool,
+            args,
+            compact,
+        } => {
+            let args: serde_json::Value =
+                serde_json::from_str(&args).context("the arguments are not valid JSON")?;
+            let serde_json::Value::Object(args) = args else {
+                bail!("the arguments must be a JSON object, e.g. '{{\"timeframe\":\"week\"}}'")
+            };
+            let name = if tool.starts_with("dashboard_") {
+                tool
+            } else {
+                format!("dashboard_get_{tool}")
+            };
+            match catalog::call(&ctx.dashboard, ctx.allow_writes, &name, Some(args)) {
+                Ok(v) => {
+                    let text = if compact {
+                        serde_json::to_string(&v)?
+                    } else {
+                        serde_json::to_string_pretty(&v)?
+                    };
+                    println!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(CallError::Tool(e)) if e.is_invalid_input() => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e @ (CallError::UnknownTool(..) | CallError::WritesDisabled(_))) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(CallError::Tool(e)) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn print_report(r: &ImportReport, secs: f64) {
+    for f in &r.files {
+        println!(
+            "{}: {} accepted, {} duplicates skipped, {} rejected ({})",
+            f.source, f.accepted, f.duplicates, f.rejected, f.format
+        );
+        for e in &f.errors {
+            println!("  line {}: {}", e.line, e.reason);
+        }
+        if f.rejected as usize > f.errors.len() {
+            println!(
+                "  … and {} more rejected",
+                f.rejected as usize - f.errors.len()
+            );
+        }
+    }
+    let n = r.accepted + r.duplicates + r.rejected;
+    println!(
+        "total: {} accepted, {} duplicates, {} rejected in {:.2} s ({:.0} records/s){}",
+        r.accepted,
+        r.duplicates,
+        r.rejected,
+        secs,
+        n as f64 / secs.max(1e-9),
+        if r.committed {
+            ""
+        } else {
+            "; --strict: nothing was written"
+        }
+    );
+}

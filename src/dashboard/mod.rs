@@ -1,0 +1,158 @@
+//! The dashboard: one service that answers every tool from the store. It knows nothing of MCP,
+//! HTTP or the CLI; the adapters call these methods and ship the returned wire types as they are.
+
+mod agents;
+mod executions;
+mod models;
+mod overview;
+mod timeline;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ingest;
+use crate::input::check_range;
+use crate::store::Store;
+use crate::time::{self, format_utc, Clock, Millis, Window, Zone, MAX_WINDOW};
+use crate::wire::{ImportReport, Pagination, Period, RecordUsageInput, Timeframe, WindowArgs};
+
+/// The most text one tool result may carry (agents' clients reject larger results).
+pub const MAX_RESULT_BYTES: usize = 80_000;
+/// Records one `dashboard_record_usage` call may carry.
+pub const MAX_RECORDS_PER_CALL: usize = 10_000;
+/// The largest `offset` accepted.
+const MAX_OFFSET: u64 = 1_000_000_000;
+
+/// Shared state of every handler: the store, the clock and the time zone.
+#[derive(Clone)]
+pub struct Dashboard {
+    pub store: Arc<Store>,
+    pub clock: Clock,
+    pub zone: Zone,
+}
+
+impl Dashboard {
+    pub fn new(store: Arc<Store>, clock: Clock, zone: Zone) -> Self {
+        Dashboard { store, clock, zone }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// `dashboard_record_usage`: store a batch of records, answering with the import report.
+    pub fn record_usage(&self, input: RecordUsageInput) -> Result<ImportReport> {
+        let n = input.records.len();
+        if n == 0 || n > MAX_RECORDS_PER_CALL {
+            return Err(Error::invalid(
+                "records",
+                format!("{n} records given; allowed are 1..={MAX_RECORDS_PER_CALL} per call (import larger files with `dashboard-mcp import`)"),
+            ));
+        }
+        ingest::import_values(&self.store, &input.records, "records")
+    }
+}
+
+/// Resolve the window of a query (SPEC §2.3): `[start, end)` with `end` = now unless given and
+/// `start` = `end` − timeframe unless given.
+pub fn resolve_window(args: &WindowArgs, now: Millis) -> Result<Window> {
+    let end = match &args.end {
+        Some(s) => time::parse_rfc3339("end", s)?,
+        None => now,
+    };
+    let start = match &args.start {
+        Some(s) => time::parse_rfc3339("start", s)?,
+        None => end - args.timeframe.unwrap_or(Timeframe::Day).millis(),
+    };
+    if start >= end {
+        let end_text = if args.end.is_some() {
+            "end"
+        } else {
+            "now (end defaults to now)"
+        };
+        return Err(Error::invalid(
+            "start",
+            format!(
+                "{} is not before {end_text} {}; a window needs start < end",
+                format_utc(start),
+                format_utc(end)
+            ),
+        ));
+    }
+    if end - start > MAX_WINDOW {
+        let field = if args.start.is_some() { "start" } else { "end" };
+        return Err(Error::invalid(
+            field,
+            format!(
+                "the window {} .. {} is {:.1} days long; the longest allowed is 400 days",
+                format_utc(start),
+                format_utc(end),
+                (end - start) as f64 / time::DAY as f64
+            ),
+        ));
+    }
+    Ok(Window { start, end })
+}
+
+pub fn period(w: &Window) -> Period {
+    Period {
+        start: format_utc(w.start),
+        end: format_utc(w.end),
+    }
+}
+
+/// Percent change from `previous` to `current`; `None` when `previous` is 0.
+pub fn trend(current: f64, previous: f64) -> Option<f64> {
+    (previous != 0.0).then(|| (current - previous) / previous * 100.0)
+}
+
+/// `part / whole * 100`, `None` over nothing.
+pub fn percent(part: f64, whole: f64) -> Option<f64> {
+    (whole != 0.0).then(|| part / whole * 100.0)
+}
+
+/// Validated `limit` (default `default`, `1..=max`) and `offset`.
+pub fn page_args(
+    limit: Option<u64>,
+    offset: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<(u64, u64)> {
+    let limit = check_range("limit", limit.unwrap_or(default), 1, max)?;
+    let offset = check_range("offset", offset.unwrap_or(0), 0, MAX_OFFSET)?;
+    Ok((limit, offset))
+}
+
+pub fn pagination(total: u64, limit: u64, offset: u64, returned: usize) -> Pagination {
+    let next = offset + returned as u64;
+    let has_more = next < total;
+    Pagination {
+        total,
+        limit,
+        offset,
+        has_more,
+        next_offset: has_more.then_some(next),
+    }
+}
+
+/// Drop trailing `items` until the whole result (whose other parts serialise to `fixed` bytes)
+/// fits in `MAX_RESULT_BYTES`. Returns whether anything was dropped.
+pub fn fit_items<T: Serialize>(items: &mut Vec<T>, fixed: usize) -> bool {
+    // Room for the numbers in the paging fields that change once the page is cut.
+    let mut size = fixed + 64;
+    for (i, item) in items.iter().enumerate() {
+        size += serde_json::to_vec(item).map(|v| v.len()).unwrap_or(0) + 1;
+        if size > MAX_RESULT_BYTES {
+            items.truncate(i);
+            return true;
+        }
+    }
+    false
+}
+
+/// Serialized size of `value`.
+pub fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map(|v| v.len()).unwrap_or(0)
+}

@@ -1,0 +1,63 @@
+//! `dashboard_get_overview`: totals, rates and trends of one window.
+
+use crate::error::Result;
+use crate::money::to_usd;
+use crate::store::{query_fns as q, Filter};
+use crate::time::HOUR;
+use crate::wire::{OverviewInput, OverviewOutput, OverviewSummary, OverviewTrends, TopAgent};
+
+use super::{percent, period, resolve_window, trend, Dashboard};
+
+impl Dashboard {
+    pub fn overview(&self, input: OverviewInput) -> Result<OverviewOutput> {
+        let w = resolve_window(&input.window_args(), self.now())?;
+        let f = Filter {
+            agent: input.agent_id.clone(),
+            model: None,
+        };
+        let prev_w = w.previous();
+        let (cur, prev, p95, agents) = self.store.read(|c| {
+            Ok((
+                q::totals(c, &w, &f)?,
+                q::totals(c, &prev_w, &f)?,
+                q::p95_duration(c, &w, &f)?,
+                q::agent_totals(c, &w, &f)?,
+            ))
+        })?;
+        let top_agent = agents
+            .iter()
+            .max_by(|a, b| {
+                a.totals
+                    .cost
+                    .cmp(&b.totals.cost)
+                    .then_with(|| b.id.cmp(&a.id))
+            })
+            .map(|a| TopAgent {
+                id: a.id.clone(),
+                cost: to_usd(a.totals.cost),
+            });
+        let summary = OverviewSummary {
+            total_cost: to_usd(cur.cost),
+            total_calls: cur.calls as u64,
+            total_tokens: cur.tokens as u64,
+            active_agents: agents.len() as u64,
+            period: period(&w),
+            success_rate: percent((cur.calls - cur.errors) as f64, cur.calls as f64),
+            error_count: cur.errors as u64,
+            avg_latency_ms: (cur.timed > 0).then(|| cur.duration_sum / cur.timed as f64),
+            p95_latency_ms: p95,
+            calls_per_hour: cur.calls as f64 / (w.len() as f64 / HOUR as f64),
+        };
+        let trends = OverviewTrends {
+            cost_trend: trend(cur.cost as f64, prev.cost as f64),
+            calls_trend: trend(cur.calls as f64, prev.calls as f64),
+            tokens_trend: trend(cur.tokens as f64, prev.tokens as f64),
+            top_agent,
+        };
+        Ok(OverviewOutput {
+            period: period(&w),
+            summary,
+            trends,
+        })
+    }
+}

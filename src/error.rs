@@ -1,0 +1,62 @@
+//! The library's one error type: bad input (the caller's fault, always named by field) versus
+//! failures of the store or the host (ours, never shown in detail to a remote caller).
+
+use std::fmt;
+
+/// Every fallible operation of the library returns this.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller sent something we cannot accept. `field` names the input, `message` says what
+    /// was given and what is allowed.
+    #[error("{}", InvalidDisplay(.field, .message))]
+    Invalid { field: String, message: String },
+    /// The store failed (I/O, corruption, a full disk). Not the caller's fault.
+    #[error("store error: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// Anything else that is ours: I/O on files we were asked to read, a background task panic.
+    #[error("{0}")]
+    Internal(String),
+}
+
+struct InvalidDisplay<'a>(&'a String, &'a String);
+
+impl fmt::Display for InvalidDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str(self.1)
+        } else {
+            write!(f, "{}: {}", self.0, self.1)
+        }
+    }
+}
+
+impl Error {
+    /// Bad input in `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Is this the caller's fault (as opposed to ours)?
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::Invalid { .. })
+    }
+
+    /// The offending field, for bad input.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Invalid { field, .. } if !field.is_empty() => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Internal(format!("i/o error: {e}"))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

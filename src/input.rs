@@ -1,0 +1,207 @@
+//! Reading what callers send: tool arguments (strict about names, forgiving about the usual LLM
+//! slips such as a number sent as a string) and the values of ingest records. Every error names
+//! the field, the value given and what is allowed.
+
+use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Deserialize tool arguments into `T`, turning serde's complaint into an error that names the
+/// field. `None` (no arguments) reads as `{}`.
+pub fn parse_args<T: DeserializeOwned>(args: Option<Map<String, Value>>) -> Result<T> {
+    // Explicit nulls mean "not given": LLMs send them for optional fields.
+    let args: Map<String, Value> = args
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect();
+    let value = Value::Object(args);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if let Some(rest) = inner.strip_prefix("unknown field `") {
+            // "unknown field `x`, expected one of `a`, `b`" → field x.
+            let name = rest.split('`').next().unwrap_or_default().to_owned();
+            let allowed = rest
+                .split_once(", expected ")
+                .map(|x| x.1)
+                .unwrap_or("no fields")
+                .replace('`', "")
+                .replace("one of ", "");
+            return Error::invalid(
+                name.clone(),
+                format!("unknown field {name:?}; allowed fields are {allowed}"),
+            );
+        }
+        let field = if path == "." { String::new() } else { path };
+        Error::invalid(field, inner)
+    })
+}
+
+/// Declares a closed set of strings as a Rust enum: case-insensitive parsing with aliases,
+/// an error listing the allowed names, and a JSON Schema `enum` of the canonical names.
+#[macro_export]
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident = $s:literal $(| $alias:literal)*),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name { $($variant),+ }
+
+        impl $name {
+            /// The canonical names, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($s),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self { $(Self::$variant => $s),+ }
+            }
+
+            /// Parse a canonical name or an alias, ignoring case and surrounding space.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($s $(| $alias)* => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The error message for a value that is none of them.
+            pub fn not_one_of(given: &str) -> String {
+                format!("{given:?} is not one of {}", Self::NAMES.join(", "))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = serde_json::Value::deserialize(d)?;
+                match &v {
+                    serde_json::Value::String(s) => Self::parse(s).ok_or_else(|| serde::de::Error::custom(Self::not_one_of(s))),
+                    other => Err(serde::de::Error::custom(format!("{other} is not one of {}", Self::NAMES.join(", ")))),
+                }
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "enum": [$($s),+] })
+            }
+        }
+    };
+}
+
+/// A JSON value as an integer: a number without a fraction, or a string holding one.
+pub fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A JSON value as a finite float: a number, or a string holding one.
+pub fn float_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite())
+}
+
+/// A JSON value as a boolean: `true`/`false`, or the strings and numbers people use for them.
+pub fn bool_of(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Short rendering of a given value for an error message.
+pub fn shown(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 80 {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// `deserialize_with` for an optional integer that may arrive as a string.
+pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match int_of(&v) {
+        Some(i) if i >= 0 => Ok(Some(i as u64)),
+        _ => Err(de::Error::custom(format!(
+            "{} is not a non-negative integer",
+            shown(&v)
+        ))),
+    }
+}
+
+/// `deserialize_with` for an optional number that may arrive as a string.
+pub fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    float_of(&v)
+        .map(Some)
+        .ok_or_else(|| de::Error::custom(format!("{} is not a number", shown(&v))))
+}
+
+/// `deserialize_with` for an optional string; numbers are taken as their decimal text.
+pub fn lenient_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match v {
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(de::Error::custom(format!(
+            "{} is not a string",
+            shown(&other)
+        ))),
+    }
+}
+
+/// Check `value` lies in `lo..=hi` for `field`.
+pub fn check_range(field: &str, value: u64, lo: u64, hi: u64) -> Result<u64> {
+    if value < lo || value > hi {
+        return Err(Error::invalid(
+            field,
+            format!("{value} is out of range; allowed is {lo}..={hi}"),
+        ));
+    }
+    Ok(value)
+}

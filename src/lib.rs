@@ -1,0 +1,18 @@
+//! dashboard-mcp: the usage log of LLM agents in embedded SQLite, answered as MCP tools, a REST
+//! API and a CLI. See ARCHITECTURE.md for the map.
+
+pub mod catalog;
+pub mod cli;
+pub mod dashboard;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod input;
+pub mod mcp;
+pub mod money;
+pub mod store;
+pub mod time;
+pub mod wire;
+
+pub use dashboard::Dashboard;
+pub use error::{Error, Result};

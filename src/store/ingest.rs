@@ -1,0 +1,149 @@
+//! The write path: one validated execution at a time into an open transaction, idempotent by id.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::error::Result;
+use crate::money::Nanos;
+use crate::time::Millis;
+
+/// A validated execution, ready to store (see `ingest` for where it comes from).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub id: String,
+    pub ts: Millis,
+    pub agent_id: String,
+    pub agent_name: Option<String>,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost: Nanos,
+    pub duration_ms: Option<f64>,
+    pub success: bool,
+    pub error: Option<String>,
+    pub status_code: Option<i64>,
+    pub session_id: Option<String>,
+    pub task_type: Option<String>,
+    /// Compact JSON text of the `metadata` object.
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// An execution with this id is already stored; nothing changed.
+    Duplicate,
+}
+
+/// Inserts executions into one transaction, remembering the agent and model keys it has seen.
+pub struct Inserter<'t> {
+    tx: &'t Transaction<'t>,
+    agents: HashMap<String, (i64, Option<String>)>,
+    models: HashMap<String, i64>,
+}
+
+impl<'t> Inserter<'t> {
+    pub fn new(tx: &'t Transaction<'t>) -> Self {
+        Inserter {
+            tx,
+            agents: HashMap::new(),
+            models: HashMap::new(),
+        }
+    }
+
+    pub fn insert(&mut self, e: &Execution) -> Result<InsertOutcome> {
+        let agent = self.agent_key(&e.agent_id)?;
+        let model = self.model_key(&e.model)?;
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO executions (id, ts, agent, model, prompt_tokens, completion_tokens,
+                   cache_read_tokens, cache_write_tokens, cost, duration_ms, success, error,
+                   status_code, session_id, task_type, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT(id) DO NOTHING",
+            )?
+            .execute(params![
+                e.id,
+                e.ts,
+                agent,
+                model,
+                e.prompt_tokens,
+                e.completion_tokens,
+                e.cache_read_tokens,
+                e.cache_write_tokens,
+                e.cost,
+                e.duration_ms,
+                e.success,
+                e.error,
+                e.status_code,
+                e.session_id,
+                e.task_type,
+                e.metadata,
+            ])?;
+        if inserted == 0 {
+            return Ok(InsertOutcome::Duplicate);
+        }
+        if let Some(name) = &e.agent_name {
+            let cached = self
+                .agents
+                .get_mut(&e.agent_id)
+                .expect("agent key cached above");
+            if cached.1.as_deref() != Some(name.as_str()) {
+                self.tx
+                    .prepare_cached("UPDATE agents SET name = ?1 WHERE key = ?2")?
+                    .execute(params![name, agent])?;
+                cached.1 = Some(name.clone());
+            }
+        }
+        Ok(InsertOutcome::Inserted)
+    }
+
+    fn agent_key(&mut self, id: &str) -> Result<i64> {
+        if let Some((key, _)) = self.agents.get(id) {
+            return Ok(*key);
+        }
+        let found: Option<(i64, Option<String>)> = self
+            .tx
+            .prepare_cached("SELECT key, name FROM agents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let entry = match found {
+            Some(v) => v,
+            None => {
+                self.tx
+                    .prepare_cached("INSERT INTO agents (id) VALUES (?1)")?
+                    .execute([id])?;
+                (self.tx.last_insert_rowid(), None)
+            }
+        };
+        let key = entry.0;
+        self.agents.insert(id.to_owned(), entry);
+        Ok(key)
+    }
+
+    fn model_key(&mut self, name: &str) -> Result<i64> {
+        if let Some(key) = self.models.get(name) {
+            return Ok(*key);
+        }
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT key FROM models WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        let key = match found {
+            Some(k) => k,
+            None => {
+                self.tx
+                    .prepare_cached("INSERT INTO models (name) VALUES (?1)")?
+                    .execute([name])?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        self.models.insert(name.to_owned(), key);
+        Ok(key)
+    }
+}

@@ -1,0 +1,124 @@
+//! The SQLite store: opening, pragmas, the connection pool and the write path's single
+//! connection. Only `store/` contains SQL.
+//!
+//! Why this shape: SQLite in WAL mode lets any number of readers run beside one writer, so reads
+//! take a connection from a small pool and writes serialise on one connection behind a mutex.
+//! Both are blocking calls; async callers run them on tokio's blocking pool (`spawn_blocking`) so
+//! no executor thread ever waits on the disk, and no `Connection` is ever held across an `.await`.
+
+mod ingest;
+pub mod query;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+pub use ingest::{Execution, InsertOutcome, Inserter};
+pub use query as query_fns;
+pub use query::{
+    AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Totals,
+};
+
+/// How long a connection waits for a lock before giving up (a writer in another process).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The usage store. Cheap to share behind an `Arc`.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// Bumped by every committed write; a reader that saw generation `g` saw every write up to it.
+    generation: AtomicU64,
+}
+
+impl Store {
+    /// Open (creating when missing, with its directory) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::Internal(format!(
+                        "cannot create the database directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+        }
+        let mut writer = Connection::open(path).map_err(|e| {
+            Error::Internal(format!("cannot open the database {}: {e}", path.display()))
+        })?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut writer)?;
+        Ok(Store {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current data generation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Run `f` on a read connection from the pool.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Run `f` inside one write transaction; commit when it returns `Ok`, roll back otherwise.
+    pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(out)
+    }
+
+    /// Is the database empty of executions?
+    pub fn is_empty(&self) -> Result<bool> {
+        self.read(|c| Ok(query::execution_count(c)? == 0))
+    }
+}
+
+fn configure(c: &Connection) -> Result<()> {
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "cache_size", -65536)?;
+    c.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The read path: aggregates over a window of executions, with optional agent/model filters.
+//! Plain SQL over the raw rows; every sum of money is an integer sum.
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+
+use crate::error::Result;
+use crate::money::Nanos;
+use crate::time::{Millis, Window};
+
+/// Optional filters shared by the queries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Filter {
+    pub agent: Option<String>,
+    pub model: Option<String>,
+}
+
+/// Sums over a set of executions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub calls: i64,
+    pub errors: i64,
+    pub tokens: i64,
+    pub cost: Nanos,
+    /// Executions with a known duration, and the sum of their durations.
+    pub timed: i64,
+    pub duration_sum: f64,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.tokens += o.tokens;
+        self.cost += o.cost;
+        self.timed += o.timed;
+        self.duration_sum += o.duration_sum;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentTotals {
+    pub id: String,
+    pub name: String,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelTotals {
+    pub name: String,
+    pub totals: Totals,
+}
+
+/// What `grouped` splits each time unit by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKey {
+    None,
+    Agent,
+    Model,
+}
+
+/// Executions listing filters.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub filter: Filter,
+    /// `Some(true)`: successes only; `Some(false)`: errors only.
+    pub success: Option<bool>,
+}
+
+/// One stored execution as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRow {
+    pub id: String,
+    pub ts: Millis,
+    pub agent_id: String,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost: Nanos,
+    pub duration_ms: Option<f64>,
+    pub success: bool,
+    pub error: Option<String>,
+    pub status_code: Option<i64>,
+    pub session_id: Option<String>,
+    pub task_type: Option<String>,
+    pub metadata: Option<String>,
+}
+
+const TOTALS_COLUMNS: &str = "COUNT(*), COALESCE(SUM(e.success = 0), 0),
+    COALESCE(SUM(e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens), 0),
+    COALESCE(SUM(e.cost), 0), COUNT(e.duration_ms), COALESCE(SUM(e.duration_ms), 0.0)";
+
+fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Totals> {
+    Ok(Totals {
+        calls: r.get(i)?,
+        errors: r.get(i + 1)?,
+        tokens: r.get(i + 2)?,
+        cost: r.get(i + 3)?,
+        timed: r.get(i + 4)?,
+        duration_sum: r.get(i + 5)?,
+    })
+}
+
+/// The `WHERE` clause for a window and filter, with its parameters. `None` when a filter names
+/// an agent or model that was never stored (so nothing can match).
+fn where_clause(c: &Connection, w: &Window, f: &Filter) -> Result<Option<(String, Vec<Value>)>> {
+    let mut sql = String::from("e.ts >= ? AND e.ts < ?");
+    let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
+    if let Some(agent) = &f.agent {
+        let key: Option<i64> = c
+            .prepare_cached("SELECT key FROM agents WHERE id = ?1")?
+            .query_row([agent], |r| r.get(0))
+            .optional()?;
+        let Some(key) = key else { return Ok(None) };
+        sql.push_str(" AND e.agent = ?");
+        params.push(Value::Integer(key));
+    }
+    if let Some(model) = &f.model {
+        let key: Option<i64> = c
+            .prepare_cached("SELECT key FROM models WHERE name = ?1")?
+            .query_row([model], |r| r.get(0))
+            .optional()?;
+        let Some(key) = key else { return Ok(None) };
+        sql.push_str(" AND e.model = ?");
+        params.push(Value::Integer(key));
+    }
+    Ok(Some((sql, params)))
+}
+
+pub fn execution_count(c: &Connection) -> Result<i64> {
+    Ok(c.query_row("SELECT COUNT(*) FROM executions", [], |r| r.get(0))?)
+}
+
+/// Sums over the window.
+pub fn totals(c: &Connection, w: &Window, f: &Filter) -> Result<Totals> {
+    let Some((cond, params)) = where_clause(c, w, f)? else {
+        return Ok(Totals::default());
+    };
+    let sql = format!("SELECT {TOTALS_COLUMNS} FROM executions e WHERE {cond}");
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |r| totals_at(r, 0))?)
+}
+
+/// The nearest-rank 95th percentile of the known durations: the value at rank ⌈0.95·n⌉.
+pub fn p95_duration(c: &Connection, w: &Window, f: &Filter) -> Result<Option<f64>> {
+    let Some((cond, params)) = where_clause(c, w, f)? else {
+        return Ok(None);
+    };
+    let n: i64 = c
+        .prepare_cached(&format!(
+            "SELECT COUNT(e.duration_ms) FROM executions e WHERE {cond}"
+        ))?
+        .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let rank = (n * 95 + 99) / 100;
+    let sql = format!(
+        "SELECT e.duration_ms FROM executions e WHERE {cond} AND e.duration_ms IS NOT NULL
+         ORDER BY e.duration_ms LIMIT 1 OFFSET {}",
+        rank - 1
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |r| r.get(0))
+        .optional()?)
+}
+
+/// Per-agent sums over the window (agents with at least one execution), in no set order.
+pub fn agent_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Vec<AgentTotals>> {
+    let Some((cond, params)) = where_clause(c, w, f)? else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT a.id, COALESCE(a.name, a.id), t.* FROM (
+             SELECT e.agent AS agent, {TOTALS_COLUMNS} FROM executions e WHERE {cond} GROUP BY e.agent
+         ) t JOIN agents a ON a.key = t.agent"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| {
+        Ok(AgentTotals {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            totals: totals_at(r, 3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Per-model sums over the window, in no set order.
+pub fn model_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Vec<ModelTotals>> {
+    let Some((cond, params)) = where_clause(c, w, f)? else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT m.name, t.* FROM (
+             SELECT e.model AS model, {TOTALS_COLUMNS} FROM executions e WHERE {cond} GROUP BY e.model
+         ) t JOIN models m ON m.key = t.model"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| {
+        Ok(ModelTotals {
+            name: r.get(0)?,
+            totals: totals_at(r, 2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Sums per time unit of `unit` milliseconds (`ts / unit`), and per agent or model when asked;
+/// the key is `""` for `GroupKey::None`.
+pub fn grouped(
+    c: &Connection,
+    w: &Window,
+    f: &Filter,
+    unit: Millis,
+    key: GroupKey,
+) -> Result<Vec<(i64, String, Totals)>> {
+    let Some((cond, params)) = where_clause(c, w, f)? else {
+        return Ok(Vec::new());
+    };
+    let sql = match key {
+        GroupKey::None => format!(
+            "SELECT e.ts / {unit} AS u, '', {TOTALS_COLUMNS} FROM executions e WHERE {cond} GROUP BY u"
+        ),
+        GroupKey::Agent => format!(
+            "SELECT t.u, a.id, t.* FROM (
+                 SELECT e.ts / {unit} AS u, e.agent AS k, {TOTALS_COLUMNS} FROM executions e WHERE {cond} GROUP BY u, k
+             ) t JOIN agents a ON a.key = t.k"
+        ),
+        GroupKey::Model => format!(
+            "SELECT t.u, m.name, t.* FROM (
+                 SELECT e.ts / {unit} AS u, e.model AS k, {TOTALS_COLUMNS} FROM executions e WHERE {cond} GROUP BY u, k
+             ) t JOIN models m ON m.key = t.k"
+        ),
+    };
+    let first = if key == GroupKey::None { 2 } else { 4 };
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| {
+        Ok((r.get(0)?, r.get(1)?, totals_at(r, first)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A page of executions, newest first, ties by id; and how many match in all.
+pub fn executions(
+    c: &Connection,
+    w: &Window,
+    ef: &ExecutionFilter,
+    limit: u32,
+    offset: u64,
+) -> Result<(i64, Vec<ExecutionRow>)> {
+    let Some((mut cond, params)) = where_clause(c, w, &ef.filter)? else {
+        return Ok((0, Vec::new()));
+    };
+    match ef.success {
+        Some(true) => cond.push_str(" AND e.success = 1"),
+        Some(false) => cond.push_str(" AND e.success = 0"),
+        None => {}
+    }
+    let total: i64 = c
+        .prepare_cached(&format!("SELECT COUNT(*) FROM executions e WHERE {cond}"))?
+        .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
+    let sql = format!(
+        "SELECT e.id, e.ts, a.id, m.name, e.prompt_tokens, e.completion_tokens, e.cache_read_tokens,
+                e.cache_write_tokens, e.cost, e.duration_ms, e.success, e.error, e.status_code,
+                e.session_id, e.task_type, e.metadata
+         FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
+         WHERE {cond} ORDER BY e.ts DESC, e.id ASC LIMIT {limit} OFFSET {offset}"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| {
+        Ok(ExecutionRow {
+            id: r.get(0)?,
+            ts: r.get(1)?,
+            agent_id: r.get(2)?,
+            model: r.get(3)?,
+            prompt_tokens: r.get(4)?,
+            completion_tokens: r.get(5)?,
+            cache_read_tokens: r.get(6)?,
+            cache_write_tokens: r.get(7)?,
+            cost: r.get(8)?,
+            duration_ms: r.get(9)?,
+            success: r.get(10)?,
+            error: r.get(11)?,
+            status_code: r.get(12)?,
+            session_id: r.get(13)?,
+            task_type: r.get(14)?,
+            metadata: r.get(15)?,
+        })
+    })?;
+    Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+}
