@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 
 use crate::money::{self, Nanos};
 use crate::store::Execution;
-use crate::time::{format_utc, Millis, DAY, HOUR};
+use crate::time::{format_utc, Millis, Window, DAY, HOUR};
+use crate::wire::AnomalyMetric;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]
@@ -338,4 +339,241 @@ fn money_text(n: Nanos) -> String {
     );
     let s = s.trim_end_matches('0');
     s.strip_suffix('.').unwrap_or(s).to_owned()
+}
+
+/// The kinds of anomaly `generate_with_anomalies` injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// The agent stops: no calls for three busy hours.
+    CallDrop,
+    /// A retry loop: five times the calls (and so the cost and tokens) for one hour.
+    Runaway,
+    /// Ten times the usual cost per call for one hour (a pricier model behind the same name).
+    CostSpike,
+    /// 70 % of calls fail with 503 for one hour.
+    ErrorBurst,
+    /// Successful calls take three times as long for two hours.
+    LatencyRegression,
+}
+
+/// One injected anomaly: what the detector should report at this agent, hour and metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub agent_id: String,
+    /// Start of the UTC hour.
+    pub hour_start: Millis,
+    pub metric: AnomalyMetric,
+    pub kind: AnomalyKind,
+}
+
+/// Demo executions with labelled anomalies (see `generate_with_anomalies`).
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub executions: Vec<Execution>,
+    pub labels: Vec<Label>,
+    /// Agents whose prompts (and so tokens and cost per call) grow slowly, to twice their size
+    /// over the span: a drift that must not be reported as an anomaly.
+    pub drifting: Vec<String>,
+}
+
+/// `generate` plus injected anomalies of every kind, labelled, and one slowly drifting agent.
+/// Agents 0–5 get, in order: a call drop, a runaway loop, an error burst, a latency regression,
+/// a cost spike, the drift (agents that do not exist are skipped). Each anomaly sits in the
+/// agent's busiest weekday hours (UTC) of a three-day slot in the last 12 days, so that it has
+/// a full 14-day history when `cfg.days` ≥ 26. The same settings and clock give the same data
+/// and labels.
+pub fn generate_with_anomalies(cfg: &DemoConfig, now: Millis) -> Labelled {
+    let mut executions = generate(cfg, now);
+    let ids: Vec<String> = agents(cfg.agents).into_iter().map(|(id, _)| id).collect();
+    let span = i64::from(cfg.days.max(1)) * DAY;
+    let start = now - span;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xA40_A11E5);
+    let mut labels = Vec::new();
+    let mut extra = Vec::new();
+    let mut label = |agent: &str, hour: Millis, metric, kind| {
+        labels.push(Label {
+            agent_id: agent.to_owned(),
+            hour_start: hour,
+            metric,
+            kind,
+        })
+    };
+
+    // (agent index, kind, hours long, slot start in days before now)
+    let plan = [
+        (0, AnomalyKind::CallDrop, 3, 4),
+        (1, AnomalyKind::Runaway, 1, 6),
+        (2, AnomalyKind::ErrorBurst, 1, 8),
+        (3, AnomalyKind::LatencyRegression, 2, 10),
+        (4, AnomalyKind::CostSpike, 1, 12),
+    ];
+    for (a, kind, len, days_back) in plan {
+        let Some(agent) = ids.get(a) else { continue };
+        let slot = Window {
+            start: (now - days_back * DAY).max(start),
+            end: (now - (days_back - 3) * DAY).min(now),
+        };
+        let Some(first) = busiest_run(&executions, agent, &slot, len) else {
+            continue;
+        };
+        let hours = Window {
+            start: first,
+            end: first + len * HOUR,
+        };
+        let hit = |e: &Execution| e.agent_id == *agent && hours.contains(e.ts);
+        let before: Vec<Execution> = executions.iter().filter(|e| hit(e)).cloned().collect();
+        let extra_before = extra.len();
+        match kind {
+            AnomalyKind::CallDrop => executions.retain(|e| !hit(e)),
+            AnomalyKind::Runaway => {
+                for e in executions.iter().filter(|e| hit(e)) {
+                    for k in 1..5 {
+                        let mut c = e.clone();
+                        c.id = format!("{}-loop{k}", e.id);
+                        c.ts = first + (e.ts - first + k * 719_993) % HOUR;
+                        extra.push(c);
+                    }
+                }
+            }
+            AnomalyKind::CostSpike => {
+                for e in executions.iter_mut().filter(|e| hit(e)) {
+                    e.cost *= 10;
+                }
+            }
+            AnomalyKind::ErrorBurst => {
+                for e in executions.iter_mut().filter(|e| hit(e)) {
+                    if rng.random::<f64>() < 0.7 {
+                        e.success = false;
+                        e.error = Some("overloaded".to_owned());
+                        e.status_code = Some(503);
+                        e.prompt_tokens = 0;
+                        e.completion_tokens = 0;
+                        e.cache_read_tokens = 0;
+                        e.cache_write_tokens = 0;
+                        e.cost = 0;
+                        e.duration_ms = e.duration_ms.map(|d| (d * 0.1).round());
+                    }
+                }
+            }
+            AnomalyKind::LatencyRegression => {
+                for e in executions.iter_mut().filter(|e| hit(e) && e.success) {
+                    e.duration_ms = e.duration_ms.map(|d| d * 3.0);
+                }
+            }
+        }
+        let metrics: &[AnomalyMetric] = match kind {
+            AnomalyKind::CallDrop => &[AnomalyMetric::Calls],
+            AnomalyKind::Runaway => &[
+                AnomalyMetric::Cost,
+                AnomalyMetric::Calls,
+                AnomalyMetric::Tokens,
+            ],
+            AnomalyKind::CostSpike => &[AnomalyMetric::Cost],
+            AnomalyKind::ErrorBurst => &[AnomalyMetric::ErrorRate],
+            AnomalyKind::LatencyRegression => &[AnomalyMetric::Latency],
+        };
+        let after: Vec<&Execution> = executions
+            .iter()
+            .filter(|e| hit(e))
+            .chain(&extra[extra_before..])
+            .collect();
+        for h in 0..len {
+            let hour = first + h * HOUR;
+            let b = hour_totals(before.iter().filter(|e| e.ts / HOUR == hour / HOUR));
+            let a = hour_totals(after.iter().copied().filter(|e| e.ts / HOUR == hour / HOUR));
+            for m in metrics {
+                if reportable(*m, &b, &a) {
+                    label(agent, hour, *m, kind);
+                }
+            }
+        }
+    }
+
+    // The drift: agent 5's context grows linearly to twice its size over the span.
+    let mut drifting = Vec::new();
+    if let Some(agent) = ids.get(5) {
+        drifting.push(agent.clone());
+        for e in executions.iter_mut().filter(|e| e.agent_id == *agent) {
+            let growth = 1.0 + (e.ts - start) as f64 / span as f64;
+            let grow = |n: i64| (n as f64 * growth).round() as i64;
+            e.prompt_tokens = grow(e.prompt_tokens);
+            e.cache_read_tokens = grow(e.cache_read_tokens);
+            e.cache_write_tokens = grow(e.cache_write_tokens);
+            e.cost = grow(e.cost);
+        }
+    }
+    executions.extend(extra);
+    executions.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.id.cmp(&b.id)));
+    labels.sort_by(|a, b| {
+        (a.hour_start, &a.agent_id, a.metric).cmp(&(b.hour_start, &b.agent_id, b.metric))
+    });
+    Labelled {
+        executions,
+        labels,
+        drifting,
+    }
+}
+
+/// Calls, failures, cost, tokens and successful timed calls of some executions.
+#[derive(Default)]
+struct Sums {
+    calls: i64,
+    errors: i64,
+    cost: Nanos,
+    tokens: i64,
+    ok_timed: i64,
+}
+
+fn hour_totals<'a>(executions: impl Iterator<Item = &'a Execution>) -> Sums {
+    let mut s = Sums::default();
+    for e in executions {
+        s.calls += 1;
+        s.errors += i64::from(!e.success);
+        s.cost += e.cost;
+        s.tokens +=
+            e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens;
+        s.ok_timed += i64::from(e.success && e.duration_ms.is_some());
+    }
+    s
+}
+
+/// Is the change of an hour from `b` to `a` one the detector's documented rules (docs/anomalies.md)
+/// require it to report? An injection too small for them (a loop of a cheap model adding cents,
+/// an error burst in an hour of 12 calls) is not labelled.
+fn reportable(metric: AnomalyMetric, b: &Sums, a: &Sums) -> bool {
+    use crate::anomaly as d;
+    match metric {
+        AnomalyMetric::Cost => (a.cost - b.cost) as f64 >= d::MIN_COST_CHANGE,
+        AnomalyMetric::Tokens => (a.tokens - b.tokens) as f64 >= d::MIN_TOKENS_CHANGE,
+        AnomalyMetric::Calls if a.calls >= b.calls => {
+            (a.calls - b.calls) as f64 >= d::MIN_CALLS_RISE
+        }
+        AnomalyMetric::Calls => (b.calls - a.calls) as f64 >= d::MIN_CALLS_DROP,
+        AnomalyMetric::ErrorRate => a.calls >= d::MIN_RATE_CALLS && a.errors >= d::MIN_ERRORS,
+        AnomalyMetric::Latency => a.ok_timed >= d::MIN_LATENCY_CALLS,
+    }
+}
+
+/// The start of the `len` consecutive weekday (UTC) hours inside `slot` where `agent` made the
+/// most calls (the earliest on a tie).
+fn busiest_run(executions: &[Execution], agent: &str, slot: &Window, len: i64) -> Option<Millis> {
+    let weekday = |h: Millis| !crate::anomaly::is_weekend(&crate::time::Zone::default(), h);
+    let first = slot.start.div_euclid(HOUR) * HOUR + HOUR;
+    let n = ((slot.end - first) / HOUR - len + 1).max(0);
+    let mut calls = vec![0i64; (n + len) as usize];
+    for e in executions.iter().filter(|e| e.agent_id == agent) {
+        if e.ts >= first {
+            if let Some(c) = calls.get_mut(((e.ts - first) / HOUR) as usize) {
+                *c += 1;
+            }
+        }
+    }
+    (0..n)
+        .filter(|i| (0..len).all(|k| weekday(first + (i + k) * HOUR)))
+        .map(|i| {
+            let total: i64 = calls[i as usize..(i + len) as usize].iter().sum();
+            (total, -i)
+        })
+        .max()
+        .map(|(_, i)| first - i * HOUR)
 }

@@ -54,10 +54,12 @@ impl Dashboard {
             tokens_trend: trend(cur.tokens as f64, prev.tokens as f64),
             top_agent,
         };
+        let anomalies = self.anomaly_summary(&w, input.agent_id.as_deref())?;
         Ok(OverviewOutput {
             period: period(&w),
             summary,
             trends,
+            anomalies,
         })
     }
 }

@@ -9,6 +9,7 @@
 mod ingest;
 pub mod query;
 mod schema;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,7 @@ pub use query as query_fns;
 pub use query::{
     AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Totals,
 };
+pub use series::{AgentHour, HourStats};
 
 /// How long a connection waits for a lock before giving up (a writer in another process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

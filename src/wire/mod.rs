@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::input::{lenient_string, lenient_u64};
 use crate::string_enum;
 
+mod anomalies;
+pub use anomalies::*;
+
 string_enum! {
     /// A rolling window ending now (or at `end`).
     pub enum Timeframe {
@@ -311,6 +314,8 @@ pub struct OverviewOutput {
     pub period: Period,
     pub summary: OverviewSummary,
     pub trends: OverviewTrends,
+    /// Anomalies in the same window (see dashboard_get_anomalies).
+    pub anomalies: AnomalySummary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

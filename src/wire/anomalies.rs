@@ -1,0 +1,134 @@
+//! Wire types of `dashboard_get_anomalies` and the overview's anomaly counts.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::input::{lenient_string, lenient_u64};
+use crate::string_enum;
+
+use super::{Pagination, Period, Timeframe, WindowArgs};
+
+string_enum! {
+    /// How far from usual an anomaly is: low (score ≥ 3), medium (≥ 5), high (≥ 8), critical (≥ 12).
+    pub enum Severity { Low = "low", Medium = "medium" | "med", High = "high", Critical = "critical" | "crit" }
+}
+
+string_enum! {
+    /// The hourly per-agent series an anomaly was found in.
+    pub enum AnomalyMetric {
+        Cost = "cost",
+        Calls = "calls",
+        Tokens = "tokens",
+        // The canonical name is camelCase; input is matched lowercased, hence the aliases.
+        ErrorRate = "errorRate" | "errorrate" | "error_rate" | "errors",
+        Latency = "latency" | "latencyms" | "duration",
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnomaliesInput {
+    /// hour | day (default) | week | month | quarter.
+    #[serde(default)]
+    pub timeframe: Option<Timeframe>,
+    /// Custom window start, RFC 3339.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub start: Option<String>,
+    /// Custom window end, RFC 3339 (exclusive). Pin it to page through a window that does not move.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub end: Option<String>,
+    /// Minimum severity to return (default low: all).
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// Only this agent.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub agent_id: Option<String>,
+    /// Only this metric.
+    #[serde(default)]
+    pub metric: Option<AnomalyMetric>,
+    /// Page size, 1..500 (default 50).
+    #[serde(default, deserialize_with = "lenient_u64")]
+    #[schemars(range(min = 1, max = 500))]
+    pub limit: Option<u64>,
+    /// Anomalies to skip (default 0).
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub offset: Option<u64>,
+}
+
+impl AnomaliesInput {
+    pub fn window_args(&self) -> WindowArgs {
+        WindowArgs {
+            timeframe: self.timeframe,
+            start: self.start.clone(),
+            end: self.end.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomaliesOutput {
+    pub period: Period,
+    /// Newest first.
+    pub anomalies: Vec<AnomalyItem>,
+    /// Over every matching anomaly, not just this page.
+    pub summary: AnomalySummary,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyItem {
+    /// Stable: the same agent, metric and hour always give the same id.
+    pub id: String,
+    /// Start of the UTC hour judged.
+    pub timestamp: String,
+    pub agent_id: String,
+    pub metric: AnomalyMetric,
+    pub severity: Severity,
+    /// Robust z-score: (current − expected) / scale; negative for a drop.
+    pub score: f64,
+    /// The hour's value: USD, calls, tokens, percent of calls failed, or mean ms of successful calls.
+    pub current_value: f64,
+    /// The usual value (median of the agent's own history at this hour of day).
+    pub expected: f64,
+    /// Values inside this range would not have been reported.
+    pub expected_range: ExpectedRange,
+    /// (current − expected) / expected × 100; null when expected is 0.
+    pub deviation: Option<f64>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ExpectedRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalySummary {
+    pub total: u64,
+    pub by_severity: BySeverity,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct BySeverity {
+    pub low: u64,
+    pub medium: u64,
+    pub high: u64,
+    pub critical: u64,
+}
+
+impl AnomalySummary {
+    pub fn add(&mut self, s: Severity) {
+        self.total += 1;
+        let b = &mut self.by_severity;
+        match s {
+            Severity::Low => b.low += 1,
+            Severity::Medium => b.medium += 1,
+            Severity::High => b.high += 1,
+            Severity::Critical => b.critical += 1,
+        }
+    }
+}
