@@ -375,15 +375,15 @@ pub fn material_drop_ceiling(expected: f64) -> f64 {
 }
 
 /// The hour's value without its largest execution (cost, tokens) or its slowest successful call
-/// (latency); the value itself for the other metrics.
-pub fn without_largest_call(metric: Metric, s: &HourStats) -> f64 {
+/// (latency); `None` for counts and rates, where one call is one call.
+pub fn without_largest_call(metric: Metric, s: &HourStats) -> Option<f64> {
     match metric {
-        Metric::Cost => (s.cost - s.max_cost) as f64,
-        Metric::Tokens => (s.tokens - s.max_tokens) as f64,
-        Metric::Latency if s.ok_timed > 1 => {
-            (s.ok_duration_sum - s.ok_duration_max) / (s.ok_timed - 1) as f64
+        Metric::Cost => Some((s.cost - s.max_cost) as f64),
+        Metric::Tokens => Some((s.tokens - s.max_tokens) as f64),
+        Metric::Latency => {
+            Some((s.ok_duration_sum - s.ok_duration_max) / (s.ok_timed - 1).max(1) as f64)
         }
-        _ => value(metric, s).unwrap_or(0.0),
+        Metric::Calls | Metric::ErrorRate => None,
     }
 }
 
@@ -463,7 +463,7 @@ impl AgentSeries {
     /// for a weekend hour) when there are `MIN_SEASONAL` (`MIN_SEASONAL_WEEKEND`) of them;
     /// else the same hour on each previous day when at least `MIN_SEASONAL` have a value; else
     /// the trailing week's hours when at least `MIN_TRAILING` do; else none.
-    pub fn reference(&self, i: usize, metric: Metric, zone: &Zone) -> Option<Vec<HourStats>> {
+    pub fn reference(&self, i: usize, metric: Metric, weekend: &[bool]) -> Option<Vec<HourStats>> {
         let per_day = (DAY / HOUR) as isize;
         if metric == Metric::ErrorRate {
             let days: Vec<HourStats> = (1..=HISTORY_DAYS as usize)
@@ -480,13 +480,12 @@ impl AgentSeries {
             .filter(|&j| self.stats(j).is_some_and(|s| value(metric, s).is_some()))
             .map(|j| j as usize)
             .collect();
-        let weekend = is_weekend(zone, self.hour_start(i));
         let same_kind: Vec<HourStats> = same_hour
             .iter()
-            .filter(|&&j| is_weekend(zone, self.hour_start(j)) == weekend)
+            .filter(|&&j| weekend[j] == weekend[i])
             .map(|&j| self.hours[j])
             .collect();
-        let needed = if weekend {
+        let needed = if weekend[i] {
             MIN_SEASONAL_WEEKEND
         } else {
             MIN_SEASONAL
@@ -506,9 +505,18 @@ impl AgentSeries {
         (trailing.len() >= MIN_TRAILING).then_some(trailing)
     }
 
+    /// Whether each hour falls on a weekend in `zone` (computed once: time zone arithmetic is
+    /// the costliest part of choosing references).
+    pub fn weekends(&self, zone: &Zone) -> Vec<bool> {
+        (0..self.hours.len())
+            .map(|i| is_weekend(zone, self.hour_start(i)))
+            .collect()
+    }
+
     /// Judge every hour of `scope`, oldest first.
     pub fn detect(&self, scope: &Scope) -> Vec<Finding> {
         let mut out = Vec::new();
+        let weekend = self.weekends(&scope.zone);
         let first = (((scope.from - self.start).max(0) + HOUR - 1) / HOUR) as usize;
         // The silence running into each hour, counting the zero-call hours before the first.
         let mut silent = self.hours[..first.min(self.hours.len())]
@@ -528,7 +536,7 @@ impl AgentSeries {
             };
             let complete = hour + HOUR <= scope.complete_until;
             for metric in METRICS {
-                if let Some(f) = self.judge(i, metric, complete, silent, &scope.zone) {
+                if let Some(f) = self.judge(i, metric, complete, silent, &weekend) {
                     out.push(f);
                 }
             }
@@ -537,18 +545,18 @@ impl AgentSeries {
     }
 
     /// Judge hour `i` on `metric`. `complete`: the hour's data is all there; `silent`: the
-    /// zero-call hours ending with this one.
+    /// zero-call hours ending with this one; `weekend`: `weekends()` of the series.
     pub fn judge(
         &self,
         i: usize,
         metric: Metric,
         complete: bool,
         silent: usize,
-        zone: &Zone,
+        weekend: &[bool],
     ) -> Option<Finding> {
         let current = &self.hours[i];
         let x = value(metric, current)?;
-        let reference = self.reference(i, metric, zone)?;
+        let reference = self.reference(i, metric, weekend)?;
         let expected = expected(metric, &reference);
         let rising = x > expected;
         // Cheap tests first: most hours stop here, before any MAD is computed.
@@ -579,11 +587,11 @@ impl AgentSeries {
         let upper = z_upper
             .max(expected + material_rise(metric, expected, current))
             .max(ceiling.unwrap_or(f64::NEG_INFINITY));
-        if rising && x <= upper {
+        if rising && ceiling.is_some_and(|c| x <= c) {
             return None;
         }
         // One execution, however large, is a small count: the rest of the hour must be unusual too.
-        if rising && without_largest_call(metric, current) <= upper {
+        if rising && without_largest_call(metric, current).is_some_and(|rest| rest <= upper) {
             return None;
         }
         // The same hour of the week one and two weeks ago: when both were as far out (within
