@@ -30,12 +30,71 @@ pub struct ToolSpec {
     run: fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>,
 }
 
-fn input_schema<T: JsonSchema>() -> JsonObject {
-    schema_object::<T>(SchemaSettings::draft2020_12())
+/// The JSON Schema of what `T` accepts (tool inputs, the ingest record).
+pub fn input_schema<T: JsonSchema>() -> JsonObject {
+    let mut o = schema_object::<T>(SchemaSettings::draft2020_12());
+    // Optional inputs read `null` as "not given", so the schema need not say "or null".
+    for v in o.values_mut() {
+        slim(v, true);
+    }
+    o
 }
 
-fn output_schema<T: JsonSchema>() -> JsonObject {
-    schema_object::<T>(SchemaSettings::draft2020_12().for_serialize())
+/// The JSON Schema of what `T` writes (tool outputs).
+pub fn output_schema<T: JsonSchema>() -> JsonObject {
+    let mut o = schema_object::<T>(SchemaSettings::draft2020_12().for_serialize());
+    for v in o.values_mut() {
+        slim(v, false);
+    }
+    o
+}
+
+/// Drop what costs every agent prompt bytes and tells it nothing: number `format`s, `default:
+/// null`, and (in inputs) the `null` alternative of optional fields.
+fn slim(v: &mut Value, input: bool) {
+    match v {
+        Value::Object(o) => {
+            if o.get("format").is_some_and(|f| f.is_string())
+                && o.get("type").is_some_and(|t| t != "string")
+            {
+                o.remove("format");
+            }
+            if o.get("default") == Some(&Value::Null) {
+                o.remove("default");
+            }
+            if input {
+                if let Some(Value::Array(types)) = o.get("type") {
+                    let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                    if rest.len() == 1 {
+                        o.insert("type".into(), rest[0].clone());
+                    }
+                }
+                if let Some(Value::Array(e)) = o.get_mut("enum") {
+                    e.retain(|x| !x.is_null());
+                }
+                if let Some(Value::Array(any)) = o.get("anyOf") {
+                    let rest: Vec<Value> = any
+                        .iter()
+                        .filter(|x| x.get("type") != Some(&Value::from("null")))
+                        .cloned()
+                        .collect();
+                    if rest.len() == 1 && rest.len() < any.len() {
+                        o.remove("anyOf");
+                        if let Value::Object(inner) = &rest[0] {
+                            for (k, x) in inner {
+                                o.entry(k.clone()).or_insert_with(|| x.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            for x in o.values_mut() {
+                slim(x, input);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| slim(x, input)),
+        _ => {}
+    }
 }
 
 fn schema_object<T: JsonSchema>(settings: SchemaSettings) -> JsonObject {

@@ -21,11 +21,33 @@ fn import_report_counts_and_reasons() {
     assert_eq!(f.format, "jsonl");
     let lines: Vec<u64> = f.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![14, 15, 16, 17, 18]);
-    assert!(f.errors[0].reason.starts_with("invalid JSON"), "{}", f.errors[0].reason);
-    assert!(f.errors[1].reason.starts_with("agentId: missing"), "{}", f.errors[1].reason);
-    assert!(f.errors[2].reason.starts_with("cost: -1 is not"), "{}", f.errors[2].reason);
-    assert!(f.errors[3].reason.starts_with("unknown field \"foo\""), "{}", f.errors[3].reason);
-    assert!(f.errors[4].reason.starts_with("timestamp: \"yesterday\" is not an RFC 3339"), "{}", f.errors[4].reason);
+    assert!(
+        f.errors[0].reason.starts_with("invalid JSON"),
+        "{}",
+        f.errors[0].reason
+    );
+    assert!(
+        f.errors[1].reason.starts_with("agentId: missing"),
+        "{}",
+        f.errors[1].reason
+    );
+    assert!(
+        f.errors[2].reason.starts_with("cost: -1 is not"),
+        "{}",
+        f.errors[2].reason
+    );
+    assert!(
+        f.errors[3].reason.starts_with("unknown field \"foo\""),
+        "{}",
+        f.errors[3].reason
+    );
+    assert!(
+        f.errors[4]
+            .reason
+            .starts_with("timestamp: \"yesterday\" is not an RFC 3339"),
+        "{}",
+        f.errors[4].reason
+    );
 }
 
 #[test]
@@ -34,7 +56,10 @@ fn reimport_is_idempotent() {
     let file = std::fs::File::open(common::fixture_path()).unwrap();
     let r = dashboard_mcp::ingest::import(
         &env.dashboard.store,
-        vec![dashboard_mcp::ingest::Source { name: "again".into(), reader: Box::new(file) }],
+        vec![dashboard_mcp::ingest::Source {
+            name: "again".into(),
+            reader: Box::new(file),
+        }],
         false,
     )
     .unwrap();
@@ -47,7 +72,10 @@ fn reimport_is_idempotent() {
 fn overview_day() {
     let (env, _) = fixture();
     let o = call(&env, "dashboard_get_overview", json!({})).unwrap();
-    assert_eq!(o["period"], json!({"start": "2026-11-22T12:00:00Z", "end": "2026-11-23T12:00:00Z"}));
+    assert_eq!(
+        o["period"],
+        json!({"start": "2026-11-22T12:00:00Z", "end": "2026-11-23T12:00:00Z"})
+    );
     let s = &o["summary"];
     assert_eq!(s["period"], o["period"]);
     // 0.5 + 0.25 + 0.25 + 0 + 0.75
@@ -93,12 +121,22 @@ fn overview_for_one_agent_and_unknown_agent() {
 fn window_edges_and_custom_windows() {
     let (env, _) = fixture();
     // e2 lies exactly at 12:00 on the 23rd: out of the day window, in a window ending 1 ms later.
-    let o = call(&env, "dashboard_get_overview", json!({"end": "2026-11-23T12:00:00.001Z"})).unwrap();
+    let o = call(
+        &env,
+        "dashboard_get_overview",
+        json!({"end": "2026-11-23T12:00:00.001Z"}),
+    )
+    .unwrap();
     // shifted by 1 ms: e1 (at the old start) falls out, e2 comes in: 1.75 - 0.5 + 9.99
     assert_eq!(o["summary"]["totalCost"], 11.24);
     assert_eq!(o["period"]["start"], "2026-11-22T12:00:00.001Z");
     // start alone runs to now; an offset in start is normalised to UTC.
-    let o = call(&env, "dashboard_get_overview", json!({"start": "2026-11-23T11:00:00+01:00"})).unwrap();
+    let o = call(
+        &env,
+        "dashboard_get_overview",
+        json!({"start": "2026-11-23T11:00:00+01:00"}),
+    )
+    .unwrap();
     assert_eq!(o["period"]["start"], "2026-11-23T10:00:00Z");
     // gamma (10:00) and e5: 0.75 + 0
     assert_eq!(o["summary"]["totalCost"], 0.75);
@@ -114,34 +152,86 @@ fn window_edges_and_custom_windows() {
 fn agents_sorting_ties_and_paging() {
     let (env, _) = fixture();
     let a = call(&env, "dashboard_get_agents", json!({})).unwrap();
-    let ids: Vec<&str> = a["agents"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = a["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
     // cost: gamma 0.75, alpha 0.5, beta 0.25 = βeta-ü 0.25 (tie → id order, "beta" < "βeta-ü")
     assert_eq!(ids, vec!["gamma", "alpha", "beta", "βeta-ü"]);
     assert_eq!(a["total"], 4);
     let alpha = &a["agents"][1];
     assert_eq!(alpha["name"], "Alpha Prime"); // the latest agentName by ingest order
-    assert_eq!(alpha["metrics"], json!({"totalCost": 0.5, "totalCalls": 2, "totalTokens": 150, "averageCost": 0.25, "successRate": 100.0, "errorCount": 0}));
+    assert_eq!(
+        alpha["metrics"],
+        json!({"totalCost": 0.5, "totalCalls": 2, "totalTokens": 150, "averageCost": 0.25, "successRate": 100.0, "errorCount": 0})
+    );
     // previous: p1 0.25, 1 call
-    assert_eq!(alpha["trend"], json!({"costChange": 100.0, "callsChange": 100.0}));
-    assert_eq!(a["agents"][0]["trend"], json!({"costChange": null, "callsChange": null}));
+    assert_eq!(
+        alpha["trend"],
+        json!({"costChange": 100.0, "callsChange": 100.0})
+    );
+    assert_eq!(
+        a["agents"][0]["trend"],
+        json!({"costChange": null, "callsChange": null})
+    );
     assert_eq!(a["agents"][3]["name"], "Бета");
     assert_eq!(a["agents"][2]["name"], "beta"); // no agentName given: the id
 
-    let page = call(&env, "dashboard_get_agents", json!({"limit": 2, "offset": "1"})).unwrap();
-    let ids: Vec<&str> = page["agents"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    let page = call(
+        &env,
+        "dashboard_get_agents",
+        json!({"limit": 2, "offset": "1"}),
+    )
+    .unwrap();
+    let ids: Vec<&str> = page["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["alpha", "beta"]);
-    assert_eq!(page["pagination"], json!({"total": 4, "limit": 2, "offset": 1, "hasMore": true, "nextOffset": 3}));
+    assert_eq!(
+        page["pagination"],
+        json!({"total": 4, "limit": 2, "offset": 1, "hasMore": true, "nextOffset": 3})
+    );
 
-    let asc = call(&env, "dashboard_get_agents", json!({"sortBy": "calls", "order": "asc"})).unwrap();
-    let ids: Vec<&str> = asc["agents"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    let asc = call(
+        &env,
+        "dashboard_get_agents",
+        json!({"sortBy": "calls", "order": "asc"}),
+    )
+    .unwrap();
+    let ids: Vec<&str> = asc["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
     // one call each for beta, gamma, βeta-ü (id order), then alpha with two
     assert_eq!(ids, vec!["beta", "gamma", "βeta-ü", "alpha"]);
 
-    let sr = call(&env, "dashboard_get_agents", json!({"sortBy": "successRate"})).unwrap();
-    let ids: Vec<&str> = sr["agents"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    let sr = call(
+        &env,
+        "dashboard_get_agents",
+        json!({"sortBy": "successRate"}),
+    )
+    .unwrap();
+    let ids: Vec<&str> = sr["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["alpha", "βeta-ü", "beta", "gamma"]);
 
-    let errs = call(&env, "dashboard_get_agents", json!({"sortBy": "errors", "limit": 1})).unwrap();
+    let errs = call(
+        &env,
+        "dashboard_get_agents",
+        json!({"sortBy": "errors", "limit": 1}),
+    )
+    .unwrap();
     assert_eq!(errs["agents"][0]["id"], "beta");
 }
 
@@ -159,7 +249,12 @@ fn models_distribution() {
         ])
     );
     // delta's two tie records cost 0.1 each and are the only ones of that agent: 100 % m-small
-    let d = call(&env, "dashboard_get_models", json!({"timeframe": "week", "agentId": "delta"})).unwrap();
+    let d = call(
+        &env,
+        "dashboard_get_models",
+        json!({"timeframe": "week", "agentId": "delta"}),
+    )
+    .unwrap();
     assert_eq!(d["models"][0]["distribution"], 100.0);
     assert_eq!(d["models"][0]["metrics"]["totalCost"], 0.2);
 }
@@ -171,20 +266,49 @@ fn timeline_hourly_with_partial_buckets() {
     assert_eq!(t["granularity"], "hour");
     let series = t["series"].as_array().unwrap();
     assert_eq!(series.len(), 24);
-    assert_eq!(series[0], json!({"timestamp": "2026-11-22T12:00:00Z", "value": 0.5}));
-    assert_eq!(series[1], json!({"timestamp": "2026-11-22T13:00:00Z", "value": 0.25}));
+    assert_eq!(
+        series[0],
+        json!({"timestamp": "2026-11-22T12:00:00Z", "value": 0.5})
+    );
+    assert_eq!(
+        series[1],
+        json!({"timestamp": "2026-11-22T13:00:00Z", "value": 0.25})
+    );
     assert_eq!(series[2]["value"], 0.0); // empty buckets are present with 0
-    assert_eq!(series[21], json!({"timestamp": "2026-11-23T09:00:00Z", "value": 0.25}));
-    assert_eq!(series[22], json!({"timestamp": "2026-11-23T10:00:00Z", "value": 0.75}));
-    assert_eq!(series[23], json!({"timestamp": "2026-11-23T11:00:00Z", "value": 0.0}));
-    assert_eq!(t["aggregate"], json!({"total": 1.75, "average": 1.75 / 24.0, "peak": 0.75, "peakTime": "2026-11-23T10:00:00Z"}));
+    assert_eq!(
+        series[21],
+        json!({"timestamp": "2026-11-23T09:00:00Z", "value": 0.25})
+    );
+    assert_eq!(
+        series[22],
+        json!({"timestamp": "2026-11-23T10:00:00Z", "value": 0.75})
+    );
+    assert_eq!(
+        series[23],
+        json!({"timestamp": "2026-11-23T11:00:00Z", "value": 0.0})
+    );
+    assert_eq!(
+        t["aggregate"],
+        json!({"total": 1.75, "average": 1.75 / 24.0, "peak": 0.75, "peakTime": "2026-11-23T10:00:00Z"})
+    );
 
     // partial edges: [12:30, 10:30) keeps e3, e4 and gamma but not e1 (12:00)
-    let p = call(&env, "dashboard_get_timeline", json!({"start": "2026-11-22T12:30:00Z", "end": "2026-11-23T10:30:00Z"})).unwrap();
+    let p = call(
+        &env,
+        "dashboard_get_timeline",
+        json!({"start": "2026-11-22T12:30:00Z", "end": "2026-11-23T10:30:00Z"}),
+    )
+    .unwrap();
     let series = p["series"].as_array().unwrap();
     assert_eq!(series.len(), 23); // 12:00 (partial) .. 10:00 (partial)
-    assert_eq!(series[0], json!({"timestamp": "2026-11-22T12:00:00Z", "value": 0.0}));
-    assert_eq!(series[22], json!({"timestamp": "2026-11-23T10:00:00Z", "value": 0.75}));
+    assert_eq!(
+        series[0],
+        json!({"timestamp": "2026-11-22T12:00:00Z", "value": 0.0})
+    );
+    assert_eq!(
+        series[22],
+        json!({"timestamp": "2026-11-23T10:00:00Z", "value": 0.75})
+    );
     assert_eq!(p["aggregate"]["total"], 1.25);
 }
 
@@ -197,37 +321,78 @@ fn timeline_metrics_breakdown_and_days() {
     assert_eq!(s[1]["value"], 3000.0);
     assert_eq!(s[2]["value"], json!(null));
     assert_eq!(s[21]["value"], json!(null)); // e4 has no duration
-    assert_eq!(lat["aggregate"], json!({"total": null, "average": 1625.0, "peak": 3000.0, "peakTime": "2026-11-22T13:00:00Z"}));
+    assert_eq!(
+        lat["aggregate"],
+        json!({"total": null, "average": 1625.0, "peak": 3000.0, "peakTime": "2026-11-22T13:00:00Z"})
+    );
 
-    let calls = call(&env, "dashboard_get_timeline", json!({"metric": "calls", "breakdown": "model"})).unwrap();
+    let calls = call(
+        &env,
+        "dashboard_get_timeline",
+        json!({"metric": "calls", "breakdown": "model"}),
+    )
+    .unwrap();
     let s = calls["series"].as_array().unwrap();
-    assert_eq!(s[0]["breakdown"], json!({"m-big": 1.0, "m-small": 0.0, "other": 0.0}));
-    assert_eq!(s[1]["breakdown"], json!({"m-big": 0.0, "m-small": 1.0, "other": 0.0}));
+    assert_eq!(
+        s[0]["breakdown"],
+        json!({"m-big": 1.0, "m-small": 0.0, "other": 0.0})
+    );
+    assert_eq!(
+        s[1]["breakdown"],
+        json!({"m-big": 0.0, "m-small": 1.0, "other": 0.0})
+    );
     assert_eq!(calls["aggregate"]["total"], 5.0);
 
     // a week by day: buckets from 2026-11-16 (partial, from 12:00) to 2026-11-23 (partial, to 12:00)
-    let d = call(&env, "dashboard_get_timeline", json!({"timeframe": "week", "metric": "errors"})).unwrap();
+    let d = call(
+        &env,
+        "dashboard_get_timeline",
+        json!({"timeframe": "week", "metric": "errors"}),
+    )
+    .unwrap();
     assert_eq!(d["granularity"], "day");
     let s = d["series"].as_array().unwrap();
     assert_eq!(s.len(), 8);
     assert_eq!(s[0]["timestamp"], "2026-11-16T00:00:00Z");
-    assert_eq!(s[6], json!({"timestamp": "2026-11-22T00:00:00Z", "value": 1.0})); // e3
-    assert_eq!(s[7], json!({"timestamp": "2026-11-23T00:00:00Z", "value": 1.0})); // gamma
-    // minute over an hour: 60 buckets
-    let m = call(&env, "dashboard_get_timeline", json!({"timeframe": "hour", "granularity": "minute", "metric": "calls"})).unwrap();
+    assert_eq!(
+        s[6],
+        json!({"timestamp": "2026-11-22T00:00:00Z", "value": 1.0})
+    ); // e3
+    assert_eq!(
+        s[7],
+        json!({"timestamp": "2026-11-23T00:00:00Z", "value": 1.0})
+    ); // gamma
+       // minute over an hour: 60 buckets
+    let m = call(
+        &env,
+        "dashboard_get_timeline",
+        json!({"timeframe": "hour", "granularity": "minute", "metric": "calls"}),
+    )
+    .unwrap();
     assert_eq!(m["series"].as_array().unwrap().len(), 60);
-    assert_eq!(m["series"][59], json!({"timestamp": "2026-11-23T11:59:00Z", "value": 1.0})); // e5
+    assert_eq!(
+        m["series"][59],
+        json!({"timestamp": "2026-11-23T11:59:00Z", "value": 1.0})
+    ); // e5
 }
 
 #[test]
 fn executions_order_filters_and_fields() {
     let (env, _) = fixture();
     let x = call(&env, "dashboard_get_executions", json!({})).unwrap();
-    let ids: Vec<&str> = x["executions"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = x["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids[0], "e5");
     assert!(ids[1].starts_with('x')); // gamma's derived id
     assert_eq!(&ids[2..], &["e4", "e3", "e1"]);
-    assert_eq!(x["pagination"], json!({"total": 5, "limit": 50, "offset": 0, "hasMore": false, "nextOffset": null}));
+    assert_eq!(
+        x["pagination"],
+        json!({"total": 5, "limit": 50, "offset": 0, "hasMore": false, "nextOffset": null})
+    );
     let e3 = &x["executions"][3];
     assert_eq!(
         *e3,
@@ -241,12 +406,30 @@ fn executions_order_filters_and_fields() {
 
     let errs = call(&env, "dashboard_get_executions", json!({"status": "error"})).unwrap();
     assert_eq!(errs["pagination"]["total"], 2);
-    let ties = call(&env, "dashboard_get_executions", json!({"timeframe": "week", "agentId": "delta"})).unwrap();
-    let ids: Vec<&str> = ties["executions"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let ties = call(
+        &env,
+        "dashboard_get_executions",
+        json!({"timeframe": "week", "agentId": "delta"}),
+    )
+    .unwrap();
+    let ids: Vec<&str> = ties["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["tie-a", "tie-b"]); // same instant: by id
-    let m = call(&env, "dashboard_get_executions", json!({"model": "m-big", "limit": 1, "offset": 1})).unwrap();
+    let m = call(
+        &env,
+        "dashboard_get_executions",
+        json!({"model": "m-big", "limit": 1, "offset": 1}),
+    )
+    .unwrap();
     assert_eq!(m["executions"][0]["id"], "e1");
-    assert_eq!(m["pagination"], json!({"total": 2, "limit": 1, "offset": 1, "hasMore": false, "nextOffset": null}));
+    assert_eq!(
+        m["pagination"],
+        json!({"total": 2, "limit": 1, "offset": 1, "hasMore": false, "nextOffset": null})
+    );
 }
 
 #[test]
@@ -259,12 +442,30 @@ fn empty_database_is_not_an_error() {
                "period": {"start": "2026-11-22T12:00:00Z", "end": "2026-11-23T12:00:00Z"},
                "successRate": null, "errorCount": 0, "avgLatencyMs": null, "p95LatencyMs": null, "callsPerHour": 0.0})
     );
-    assert_eq!(o["trends"], json!({"costTrend": null, "callsTrend": null, "tokensTrend": null, "topAgent": null}));
-    assert_eq!(call(&env, "dashboard_get_agents", json!({})).unwrap()["agents"], json!([]));
-    assert_eq!(call(&env, "dashboard_get_models", json!({})).unwrap()["models"], json!([]));
+    assert_eq!(
+        o["trends"],
+        json!({"costTrend": null, "callsTrend": null, "tokensTrend": null, "topAgent": null})
+    );
+    assert_eq!(
+        call(&env, "dashboard_get_agents", json!({})).unwrap()["agents"],
+        json!([])
+    );
+    assert_eq!(
+        call(&env, "dashboard_get_models", json!({})).unwrap()["models"],
+        json!([])
+    );
     let t = call(&env, "dashboard_get_timeline", json!({"metric": "latency"})).unwrap();
-    assert_eq!(t["aggregate"], json!({"total": null, "average": null, "peak": null, "peakTime": null}));
+    assert_eq!(
+        t["aggregate"],
+        json!({"total": null, "average": null, "peak": null, "peakTime": null})
+    );
     let t = call(&env, "dashboard_get_timeline", json!({})).unwrap();
-    assert_eq!(t["aggregate"], json!({"total": 0.0, "average": 0.0, "peak": 0.0, "peakTime": "2026-11-22T12:00:00Z"}));
-    assert_eq!(call(&env, "dashboard_get_executions", json!({})).unwrap()["executions"], json!([]));
+    assert_eq!(
+        t["aggregate"],
+        json!({"total": 0.0, "average": 0.0, "peak": 0.0, "peakTime": "2026-11-22T12:00:00Z"})
+    );
+    assert_eq!(
+        call(&env, "dashboard_get_executions", json!({})).unwrap()["executions"],
+        json!([])
+    );
 }

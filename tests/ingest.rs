@@ -6,8 +6,21 @@ use common::{call, empty, NOW};
 use dashboard_mcp::ingest::{self, Source};
 use serde_json::json;
 
-fn import(env: &common::Env, name: &str, text: &'static str, strict: bool) -> dashboard_mcp::wire::ImportReport {
-    ingest::import(&env.dashboard.store, vec![Source { name: name.into(), reader: Box::new(text.as_bytes()) }], strict).unwrap()
+fn import(
+    env: &common::Env,
+    name: &str,
+    text: &'static str,
+    strict: bool,
+) -> dashboard_mcp::wire::ImportReport {
+    ingest::import(
+        &env.dashboard.store,
+        vec![Source {
+            name: name.into(),
+            reader: Box::new(text.as_bytes()),
+        }],
+        strict,
+    )
+    .unwrap()
 }
 
 const CSV: &str = "id,timestamp,agentId,agentName,model,promptTokens,completionTokens,cost,durationMs,success,error,statusCode,metadata
@@ -24,8 +37,14 @@ fn csv_imports_like_jsonl() {
     assert_eq!(r.files[0].format, "csv");
     assert_eq!((r.accepted, r.duplicates, r.rejected), (2, 0, 2));
     assert_eq!(r.files[0].errors[0].line, 4);
-    assert_eq!(r.files[0].errors[0].reason, "promptTokens: \"ten\" is not an integer in 0..=1000000000000");
-    assert_eq!(r.files[0].errors[1].reason, "success: \"maybe\" is not true or false");
+    assert_eq!(
+        r.files[0].errors[0].reason,
+        "promptTokens: \"ten\" is not an integer in 0..=1000000000000"
+    );
+    assert_eq!(
+        r.files[0].errors[1].reason,
+        "success: \"maybe\" is not true or false"
+    );
     let x = call(&env, "dashboard_get_executions", json!({})).unwrap();
     // c2: 1795428000000 = 2026-11-23T10:00:00Z too; same instant → by id
     assert_eq!(x["executions"][0]["id"], "c1");
@@ -45,7 +64,8 @@ fn strict_writes_nothing_when_any_record_is_bad() {
     assert_eq!(r.rejected, 2);
     assert_eq!(r.accepted, 0);
     assert!(env.dashboard.store.is_empty().unwrap());
-    let good = "{\"timestamp\":\"2026-11-23T10:00:00Z\",\"agentId\":\"a\",\"model\":\"m\",\"cost\":0.3}\n";
+    let good =
+        "{\"timestamp\":\"2026-11-23T10:00:00Z\",\"agentId\":\"a\",\"model\":\"m\",\"cost\":0.3}\n";
     let r = import(&env, "good.jsonl", good, true);
     assert!(r.committed);
     assert_eq!(r.accepted, 1);
@@ -67,11 +87,20 @@ fn json_array_files_and_derived_ids() {
 fn a_million_dimes_total_exactly_100000() {
     let env = empty(NOW);
     // Each record goes through the ingest parser's money path: "0.1" → 100,000,000 nano-dollars.
-    let rec = ingest::parse_record(&common::obj(json!({"timestamp": "2026-11-23T10:00:00Z", "agentId": "a", "model": "m", "cost": 0.1})))
-        .unwrap();
+    let rec = ingest::parse_record(&common::obj(
+        json!({"timestamp": "2026-11-23T10:00:00Z", "agentId": "a", "model": "m", "cost": 0.1}),
+    ))
+    .unwrap();
     assert_eq!(rec.cost, 100_000_000);
-    let records = (0..1_000_000).map(|i| dashboard_mcp::store::Execution { id: format!("d{i}"), ts: rec.ts + (i % 3_600_000), ..rec.clone() });
-    assert_eq!(ingest::insert_all(&env.dashboard.store, records).unwrap(), 1_000_000);
+    let records = (0..1_000_000).map(|i| dashboard_mcp::store::Execution {
+        id: format!("d{i}"),
+        ts: rec.ts + (i % 3_600_000),
+        ..rec.clone()
+    });
+    assert_eq!(
+        ingest::insert_all(&env.dashboard.store, records).unwrap(),
+        1_000_000
+    );
     let o = call(&env, "dashboard_get_overview", json!({})).unwrap();
     assert_eq!(o["summary"]["totalCalls"], 1_000_000);
     assert_eq!(o["summary"]["totalCost"], 100000.0);

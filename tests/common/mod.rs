@@ -27,7 +27,10 @@ pub fn empty(now: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("usage.db")).unwrap();
     let clock = Clock::Fixed(parse_rfc3339("now", now).unwrap());
-    Env { dashboard: Dashboard::new(Arc::new(store), clock, Zone::default()), dir }
+    Env {
+        dashboard: Dashboard::new(Arc::new(store), clock, Zone::default()),
+        dir,
+    }
 }
 
 /// The fixture loaded, clock at `NOW`; and the import report.
@@ -36,7 +39,10 @@ pub fn fixture() -> (Env, ImportReport) {
     let file = std::fs::File::open(fixture_path()).unwrap();
     let report = ingest::import(
         &env.dashboard.store,
-        vec![Source { name: "small.jsonl".into(), reader: Box::new(file) }],
+        vec![Source {
+            name: "small.jsonl".into(),
+            reader: Box::new(file),
+        }],
         false,
     )
     .unwrap();
@@ -45,7 +51,9 @@ pub fn fixture() -> (Env, ImportReport) {
 
 /// Call a tool the way every adapter does.
 pub fn call(env: &Env, tool: &str, args: Value) -> Result<Value, String> {
-    let Value::Object(m) = args else { panic!("args must be an object") };
+    let Value::Object(m) = args else {
+        panic!("args must be an object")
+    };
     dashboard_mcp::catalog::call(&env.dashboard, true, tool, Some(m)).map_err(|e| e.to_string())
 }
 
