@@ -75,6 +75,12 @@ fn div_round(n: i128, d: i128) -> i128 {
     (n + d / 2) / d
 }
 
+/// `spent / limit × 100` as the double nearest the exact quotient (multiplying first keeps
+/// 11 of 20 at 55, not 55.00000000000001).
+fn percent_of(spent: i128, limit: i128) -> f64 {
+    (spent * 100) as f64 / limit as f64
+}
+
 /// Dollars of a sum that may exceed an `i64` of nano-dollars.
 fn usd_wide(n: i128) -> f64 {
     i64::try_from(n)
@@ -112,7 +118,7 @@ impl Evaluated {
     }
 
     pub fn percent_used(&self) -> f64 {
-        self.spent as f64 / self.budget.limit as f64 * 100.0
+        percent_of(self.spent.into(), self.budget.limit.into())
     }
 
     /// Projected to stay within the limit, and not spent up already.
@@ -347,7 +353,7 @@ impl Dashboard {
         Ok(OverviewBudgetStatus {
             total_limit: Some(usd_wide(limit)),
             total_spent: usd_wide(spent),
-            percent_used: Some(spent as f64 / limit as f64 * 100.0),
+            percent_used: Some(percent_of(spent, limit)),
             on_track,
         })
     }
