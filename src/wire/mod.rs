@@ -42,7 +42,7 @@ string_enum! {
 }
 
 string_enum! {
-    pub enum AgentSort { Cost = "cost", Calls = "calls", Tokens = "tokens", SuccessRate = "successrate" | "success_rate" | "success", Errors = "errors" | "errorcount" }
+    pub enum AgentSort { Cost = "cost", Calls = "calls", Tokens = "tokens", SuccessRate = "successRate" | "success_rate" | "success", Errors = "errors" | "errorcount" }
 }
 
 string_enum! {
