@@ -27,8 +27,11 @@ pub struct ToolSpec {
     pub idempotent: bool,
     pub input_schema: fn() -> JsonObject,
     pub output_schema: fn() -> JsonObject,
-    run: fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>,
+    run: RunFn,
 }
+
+/// Parses the arguments, runs the tool, serialises the answer.
+type RunFn = fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>;
 
 fn input_schema<T: JsonSchema>() -> JsonObject {
     schema_object::<T>(SchemaSettings::draft2020_12())
