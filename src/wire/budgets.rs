@@ -26,7 +26,7 @@ string_enum! {
 
 string_enum! {
     /// What `dashboard_set_budget` did.
-    pub enum BudgetAction { Created = "created", Replaced = "replaced", Deleted = "deleted", NotFound = "notFound" | "notfound" }
+    pub enum BudgetAction { Created = "created", Replaced = "replaced", Deleted = "deleted", NotFound = "notFound" }
 }
 
 // ---------------------------------------------------------------------------------------------
