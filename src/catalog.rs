@@ -27,8 +27,11 @@ pub struct ToolSpec {
     pub idempotent: bool,
     pub input_schema: fn() -> JsonObject,
     pub output_schema: fn() -> JsonObject,
-    run: fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>,
+    run: RunFn,
 }
+
+/// Parses the arguments, runs the tool, serialises the answer.
+type RunFn = fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>;
 
 /// The JSON Schema of what `T` accepts (tool inputs, the ingest record).
 pub fn input_schema<T: JsonSchema>() -> JsonObject {
@@ -161,11 +164,34 @@ pub fn specs() -> Vec<ToolSpec> {
             "Individual executions in a window, newest first: time, agent, model, latency, cost, tokens, success and error; filter by agent, model or status, paged. Use it to inspect failures or expensive calls behind a figure; for sums use the other tools.",
             write: false, destructive: false, idempotent: true,
             ExecutionsInput => ExecutionsOutput, Dashboard::executions),
+        spec!("dashboard_get_budgets", "Budgets",
+            "Spending budgets (global or per agent, per day, ISO week or month) with spent, percent used, projected spend at period end, on-track flag, status (ok, warning, exceeded) and alert thresholds crossed. Use it for \"will we stay within budget\"; set budgets with dashboard_set_budget.",
+            write: false, destructive: false, idempotent: true,
+            BudgetsInput => BudgetsOutput, Dashboard::budgets),
+        ToolSpec {
+            run: set_budget,
+            ..spec!("dashboard_set_budget", "Set budget",
+                "Create or replace the budget of a scope (\"global\" or an agent id): a USD limit per day, week or month, with alert thresholds in percent (default [50, 80, 100]). limitUsd null deletes the budget. Answers with the budget as dashboard_get_budgets reports it.",
+                write: true, destructive: true, idempotent: true,
+                SetBudgetInput => SetBudgetOutput, Dashboard::set_budget)
+        },
         spec!("dashboard_record_usage", "Record usage",
             "Store a batch of executions (1..10000 records: timestamp, agentId, model, tokens, cost, durationMs, success, error, ...). Idempotent by id: re-sending a record never double counts. Answers how many were accepted, duplicates skipped and rejected, with the reason for each rejection.",
             write: true, destructive: false, idempotent: true,
             RecordUsageInput => ImportReport, Dashboard::record_usage),
     ]
+}
+
+/// `dashboard_set_budget`: a null `limitUsd` deletes the budget, and `parse_args` reads a null as
+/// "not given"; so that a forgotten field never deletes a budget, the field must be sent.
+fn set_budget(d: &Dashboard, args: Option<Map<String, Value>>) -> Result<Value> {
+    if !args.as_ref().is_some_and(|a| a.contains_key("limitUsd")) {
+        return Err(Error::invalid(
+            "limitUsd",
+            "missing; give the limit in USD (a number > 0), or null to delete the budget",
+        ));
+    }
+    run(d, args, Dashboard::set_budget)
 }
 
 /// The catalog as MCP tools, write tools only when allowed.

@@ -17,7 +17,9 @@ use crate::ingest::{self, Source};
 use crate::mcp::DashboardServer;
 use crate::store::Store;
 use crate::time::{self, Clock, Zone};
-use crate::wire::ImportReport;
+use crate::wire::{
+    BudgetAction, BudgetEntry, BudgetPeriod, BudgetsInput, ImportReport, SetBudgetInput,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,6 +88,38 @@ pub enum Command {
         #[arg(long)]
         compact: bool,
     },
+    /// List, set or remove spending budgets (your own shell: no --allow-writes needed).
+    Budget {
+        #[command(subcommand)]
+        command: BudgetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetCommand {
+    /// List every budget with its spend, projection and status now.
+    List {
+        /// Print the JSON of dashboard_get_budgets.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace a budget: SCOPE is "global" or an agent id, LIMIT is USD per period.
+    Set {
+        scope: String,
+        /// USD per period, e.g. 50 or 12.5.
+        limit: String,
+        /// day, week (ISO, from Monday) or month, in the --tz zone (default UTC).
+        #[arg(long)]
+        period: String,
+        /// Alert thresholds in percent, increasing [default: 50,80,100].
+        #[arg(long, value_delimiter = ',', value_name = "PERCENTS")]
+        thresholds: Option<Vec<i64>>,
+        /// Print the JSON of dashboard_set_budget.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the budget of SCOPE.
+    Rm { scope: String },
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -288,7 +322,134 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(CallError::Tool(e)) => Err(e.into()),
             }
         }
+        Command::Budget { command } => match budget(&ctx.dashboard, command) {
+            Err(e) if e.is_invalid_input() => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
+            }
+            other => Ok(other.map(|()| ExitCode::SUCCESS)?),
+        },
     }
+}
+
+fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
+    match command {
+        BudgetCommand::List { json } => {
+            let mut input = BudgetsInput {
+                limit: Some(500),
+                ..BudgetsInput::default()
+            };
+            let mut out = d.budgets(input.clone())?;
+            while let Some(next) = out.pagination.next_offset {
+                input.offset = Some(next);
+                let page = d.budgets(input.clone())?;
+                out.budgets.extend(page.budgets);
+                out.pagination = page.pagination;
+            }
+            if json {
+                println!("{}", to_json(&out)?);
+            } else if out.budgets.is_empty() {
+                println!(
+                    "no budgets; set one with `dashboard-mcp budget set global 100 --period month`"
+                );
+            } else {
+                println!(
+                    "{:<24} {:<6} {:>12} {:>12} {:>7} {:>12} {:<9} {:<8} PERIOD START",
+                    "SCOPE",
+                    "PERIOD",
+                    "LIMIT USD",
+                    "SPENT USD",
+                    "USED %",
+                    "PROJECTED",
+                    "STATUS",
+                    "ON TRACK"
+                );
+                for b in &out.budgets {
+                    println!(
+                        "{:<24} {:<6} {:>12.2} {:>12.2} {:>7.1} {:>12.2} {:<9} {:<8} {}",
+                        b.scope,
+                        b.period.as_str(),
+                        b.limit_usd,
+                        b.spent,
+                        b.percent_used,
+                        b.projected,
+                        b.status.as_str(),
+                        if b.on_track { "yes" } else { "no" },
+                        b.period_start
+                    );
+                }
+            }
+        }
+        BudgetCommand::Set {
+            scope,
+            limit,
+            period,
+            thresholds,
+            json,
+        } => {
+            let limit_usd = limit
+                .trim()
+                .trim_start_matches('$')
+                .parse::<f64>()
+                .map_err(|_| {
+                    crate::Error::invalid(
+                        "LIMIT",
+                        format!(
+                            "{limit:?} is not a number; give the limit in USD, e.g. 50 or 12.5"
+                        ),
+                    )
+                })?;
+            let period = BudgetPeriod::parse(&period).ok_or_else(|| {
+                crate::Error::invalid("--period", BudgetPeriod::not_one_of(&period))
+            })?;
+            let out = d.set_budget(SetBudgetInput {
+                scope,
+                limit_usd: Some(limit_usd),
+                period: Some(period),
+                alert_thresholds: thresholds,
+            })?;
+            if json {
+                println!("{}", to_json(&out)?);
+            } else if let Some(b) = &out.budget {
+                println!("{} budget {}", out.action.as_str(), describe(b));
+            }
+        }
+        BudgetCommand::Rm { scope } => {
+            let out = d.set_budget(SetBudgetInput {
+                scope,
+                ..SetBudgetInput::default()
+            })?;
+            match out.action {
+                BudgetAction::Deleted => println!("deleted the budget of {}", out.scope),
+                _ => println!("{} has no budget; nothing to delete", out.scope),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> crate::Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| crate::Error::Internal(format!("cannot serialise the answer: {e}")))
+}
+
+/// One line saying what a budget is and where it stands.
+fn describe(b: &BudgetEntry) -> String {
+    let alerts: Vec<String> = b.alert_thresholds.iter().map(u32::to_string).collect();
+    format!(
+        "{}: {} USD per {} (alerts at {} %); this {} from {}: spent {} USD ({:.1} %), projected {} USD, {}{}",
+        b.scope,
+        b.limit_usd,
+        b.period.as_str(),
+        alerts.join(", "),
+        b.period.as_str(),
+        b.period_start,
+        b.spent,
+        b.percent_used,
+        b.projected,
+        b.status.as_str(),
+        if b.on_track { ", on track" } else { ", not on track" }
+    )
 }
 
 fn print_report(r: &ImportReport, secs: f64) {

@@ -2,12 +2,15 @@
 //! HTTP or the CLI; the adapters call these methods and ship the returned wire types as they are.
 
 mod agents;
+mod budgets;
 mod executions;
 mod models;
 mod overview;
 mod timeline;
 
 use std::sync::Arc;
+
+pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLDS};
 
 use serde::Serialize;
 

@@ -6,6 +6,7 @@
 //! Both are blocking calls; async callers run them on tokio's blocking pool (`spawn_blocking`) so
 //! no executor thread ever waits on the disk, and no `Connection` is ever held across an `.await`.
 
+pub mod budgets;
 mod ingest;
 pub mod query;
 mod schema;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub use budgets::Budget;
 pub use ingest::{Execution, InsertOutcome, Inserter};
 pub use query as query_fns;
 pub use query::{

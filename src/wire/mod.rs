@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::input::{lenient_string, lenient_u64};
 use crate::string_enum;
 
+mod budgets;
+pub use budgets::*;
+
 string_enum! {
     /// A rolling window ending now (or at `end`).
     pub enum Timeframe {
@@ -311,6 +314,7 @@ pub struct OverviewOutput {
     pub period: Period,
     pub summary: OverviewSummary,
     pub trends: OverviewTrends,
+    pub budget_status: OverviewBudgetStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -363,6 +367,7 @@ pub struct AgentEntry {
     pub name: String,
     pub metrics: AgentMetrics,
     pub trend: AgentTrend,
+    pub budget_status: AgentBudgetStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
