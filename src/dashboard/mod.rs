@@ -7,6 +7,8 @@ mod models;
 mod overview;
 mod timeline;
 
+pub use executions::execution_item;
+
 use std::sync::Arc;
 
 use serde::Serialize;
