@@ -152,13 +152,15 @@ async fn set_budget(
     } else {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(m)) => m,
-            Ok(other) => return Err(ApiError::invalid(
-                "body",
-                format!(
+            Ok(other) => {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!(
                     "{} is not a JSON object such as {{\"limitUsd\": 100, \"period\": \"month\"}}",
                     shown(&other)
                 ),
-            )),
+                ))
+            }
             Err(e) => return Err(ApiError::invalid("body", format!("invalid JSON: {e}"))),
         }
     };
