@@ -562,6 +562,48 @@ async fn the_token_guards_every_route_but_healthz() {
             .await
             .unwrap();
         assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+        // A CORS preflight of an allowed origin needs no token (browsers send none); the request
+        // that follows does, and carries the CORS headers.
+        let preflight = |origin: &str| {
+            http.request(reqwest::Method::OPTIONS, s.url("/api/dashboard/overview"))
+                .header("origin", origin)
+                .header("access-control-request-method", "GET")
+                .header("access-control-request-headers", "authorization")
+                .send()
+        };
+        let resp = preflight("http://localhost:5173").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            resp.headers()["access-control-allow-origin"],
+            "http://localhost:5173"
+        );
+        assert!(resp.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Authorization"));
+        assert_eq!(
+            preflight("https://evil.example").await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let resp = http
+            .get(s.url("/api/dashboard/overview"))
+            .header("origin", "http://localhost:5173")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let resp = http
+            .get(s.url("/api/dashboard/overview"))
+            .header("origin", "http://localhost:5173")
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["access-control-allow-origin"],
+            "http://localhost:5173"
+        );
         s.shutdown().await;
     })
     .await;

@@ -1,12 +1,13 @@
 //! The guard in front of every route but `/healthz`: DNS-rebinding protection (the `Host` must be
 //! one we serve under, a browser `Origin` must be allowed), the bearer token compared in constant
-//! time, and the request timeout.
+//! time, the request timeout, and CORS for the allowed origins (a browser page of an allowed
+//! origin may read the API; its preflight needs no token, as browsers send none).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -81,7 +82,7 @@ impl Security {
         self.hosts.as_deref()
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn check(&self, headers: &HeaderMap, preflight: bool) -> Result<(), ApiError> {
         if let Some(hosts) = &self.hosts {
             let host = headers
                 .get(header::HOST)
@@ -115,7 +116,7 @@ impl Security {
                 ));
             }
         }
-        if let Some(expected) = &self.token {
+        if let Some(expected) = self.token.as_ref().filter(|_| !preflight) {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -149,22 +150,61 @@ pub(crate) async fn guard(State(sec): State<Arc<Security>>, req: Request, next: 
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
-    if let Err(e) = sec.check(req.headers()) {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let preflight = req.method() == Method::OPTIONS
+        && origin.is_some()
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if let Err(e) = sec.check(req.headers(), preflight) {
         tracing::debug!(path = req.uri().path(), code = e.code, "request refused");
         return e.into_response();
     }
-    match tokio::time::timeout(sec.timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the request took longer than {} s; narrow the window or try again",
-                sec.timeout.as_secs_f64()
-            ),
-        )
-        .into_response(),
+    let mut response = if preflight {
+        preflight_response()
+    } else {
+        match tokio::time::timeout(sec.timeout, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "the request took longer than {} s; narrow the window or try again",
+                    sec.timeout.as_secs_f64()
+                ),
+            )
+            .into_response(),
+        }
+    };
+    if let Some(origin) = origin {
+        // Only reached with an allowed origin: `check` refused the others.
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate"),
+        );
     }
+    response
+}
+
+fn preflight_response() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
 }
 
 /// The host name of a `Host` header (no port, no brackets), lower case.
@@ -254,7 +294,7 @@ mod tests {
             let mut h = HeaderMap::new();
             h.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
             h.insert(header::ORIGIN, origin.parse().unwrap());
-            sec.check(&h).is_ok()
+            sec.check(&h, false).is_ok()
         };
         assert!(check("http://localhost:5173"));
         assert!(check("http://127.0.0.1:8080"));
@@ -269,10 +309,10 @@ mod tests {
         let sec = Security::new(None, true, &[], &[], Duration::from_secs(1)).unwrap();
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "evil.example:8080".parse().unwrap());
-        assert_eq!(sec.check(&h).unwrap_err().code, "forbidden_host");
+        assert_eq!(sec.check(&h, false).unwrap_err().code, "forbidden_host");
         h.insert(header::HOST, "localhost:8080".parse().unwrap());
-        assert!(sec.check(&h).is_ok());
+        assert!(sec.check(&h, false).is_ok());
         h.insert(header::HOST, "[::1]:8080".parse().unwrap());
-        assert!(sec.check(&h).is_ok());
+        assert!(sec.check(&h, false).is_ok());
     }
 }
