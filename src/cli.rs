@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::catalog::{self, CallError};
 use crate::dashboard::Dashboard;
 use crate::demo::{self, DemoConfig};
+use crate::http::{HttpConfig, HttpServer};
 use crate::ingest::{self, Source};
 use crate::mcp::DashboardServer;
 use crate::store::Store;
@@ -52,11 +53,13 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve MCP over stdio (logs go to stderr).
+    /// Serve MCP over stdio (logs go to stderr), or everything over HTTP with --http.
     Serve {
         /// Fill an empty database with demo data first.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Import executions from JSONL, JSON or CSV files (`-` for stdin), idempotent by id.
     Import {
@@ -120,6 +123,33 @@ pub enum BudgetCommand {
     },
     /// Remove the budget of SCOPE.
     Rm { scope: String },
+}
+
+/// `serve --http`: one port for MCP Streamable HTTP (/mcp), legacy MCP HTTP+SSE (/sse), REST
+/// (/api), /openapi.json and /healthz.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Serve over HTTP on this address (e.g. 127.0.0.1:8080; port 0 picks a free one) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Bearer token required on every route but /healthz; mandatory for a non-loopback address.
+    #[arg(
+        long,
+        env = "DASHBOARD_MCP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "http"
+    )]
+    pub token: Option<String>,
+    /// A browser origin allowed besides loopback ones, e.g. https://app.example:8443 (repeatable; `:*` for any port).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "http")]
+    pub allowed_origins: Vec<String>,
+    /// A Host name accepted besides loopback ones, e.g. behind a reverse proxy (repeatable).
+    #[arg(long = "allowed-host", value_name = "HOST", requires = "http")]
+    pub allowed_hosts: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES, requires = "http")]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -207,7 +237,7 @@ fn open(global: &Global) -> anyhow::Result<Context_> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = open(&cli.global)?;
     match cli.command {
-        Command::Serve { demo } => {
+        Command::Serve { demo, http } => {
             if demo && ctx.dashboard.store.is_empty()? {
                 let cfg = DemoConfig::default();
                 let n = ingest::insert_all(
@@ -216,11 +246,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
-            tracing::info!(db = %ctx.dashboard.store.path().display(), allow_writes = ctx.allow_writes, "serving MCP over stdio");
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(DashboardServer::new(ctx.dashboard, ctx.allow_writes).serve_stdio())?;
+            let server = DashboardServer::new(ctx.dashboard, ctx.allow_writes);
+            if let Some(addr) = http.http.clone() {
+                rt.block_on(serve_http(server, addr, http))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            tracing::info!(db = %server.dashboard().store.path().display(), allow_writes = ctx.allow_writes, "serving MCP over stdio");
+            rt.block_on(server.serve_stdio())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import {
@@ -450,6 +485,46 @@ fn describe(b: &BudgetEntry) -> String {
         b.status.as_str(),
         if b.on_track { ", on track" } else { ", not on track" }
     )
+}
+
+/// `serve --http`: bind, say where on stderr, serve until SIGINT or SIGTERM.
+async fn serve_http(server: DashboardServer, addr: String, args: HttpArgs) -> anyhow::Result<()> {
+    let mut config = HttpConfig::new(addr);
+    config.token = args.token;
+    config.allowed_origins = args.allowed_origins;
+    config.allowed_hosts = args.allowed_hosts;
+    config.max_body_bytes = args.max_body_bytes;
+    let db = server.dashboard().store.path().display().to_string();
+    let allow_writes = server.allow_writes();
+    let http = HttpServer::bind(server, config).await?;
+    let url = format!("http://{}", http.local_addr());
+    tracing::info!(%db, allow_writes, "serving HTTP: MCP at {url}/mcp (legacy SSE at {url}/sse), REST at {url}/api, {url}/openapi.json");
+    // Scripts and tests read the bound address (port 0 picks one) from this line.
+    eprintln!("listening on {url}");
+    http.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
 }
 
 fn print_report(r: &ImportReport, secs: f64) {

@@ -8,6 +8,8 @@ mod models;
 mod overview;
 mod timeline;
 
+pub use executions::execution_item;
+
 use std::sync::Arc;
 
 pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLDS};
