@@ -182,7 +182,7 @@ impl From<DemoArgs> for DemoConfig {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if matches!(cli.command, Command::Serve { .. }) {
-        "info"
+        "info,rmcp=warn"
     } else {
         "warn"
     };
