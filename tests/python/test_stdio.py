@@ -187,6 +187,7 @@ def test_nothing_but_protocol_on_stdout(db: Path) -> None:
     lines = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
     by_id = {m.get("id"): m for m in lines}
     assert by_id[1]["result"]["serverInfo"]["name"] == "dashboard-mcp"
+    assert by_id[1]["result"]["protocolVersion"] == "2025-06-18"  # the client's revision is kept
     assert len(by_id[2]["result"]["tools"]) == len(READ_TOOLS) + ("dashboard_get_anomalies" in p.stdout)
     assert by_id[3]["error"]["code"] == -32602  # unknown tool: the protocol's invalid-params error
     assert all(m.get("jsonrpc") == "2.0" for m in lines)
