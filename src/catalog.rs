@@ -27,15 +27,77 @@ pub struct ToolSpec {
     pub idempotent: bool,
     pub input_schema: fn() -> JsonObject,
     pub output_schema: fn() -> JsonObject,
-    run: fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>,
+    run: RunFn,
 }
 
-fn input_schema<T: JsonSchema>() -> JsonObject {
-    schema_object::<T>(SchemaSettings::draft2020_12())
+/// Parses the arguments, runs the tool, serialises the answer.
+type RunFn = fn(&Dashboard, Option<Map<String, Value>>) -> Result<Value>;
+
+/// The JSON Schema of what `T` accepts (tool inputs, the ingest record).
+pub fn input_schema<T: JsonSchema>() -> JsonObject {
+    let mut o = schema_object::<T>(SchemaSettings::draft2020_12());
+    // Optional inputs read `null` as "not given", so the schema need not say "or null".
+    for v in o.values_mut() {
+        slim(v, true);
+    }
+    o
 }
 
-fn output_schema<T: JsonSchema>() -> JsonObject {
-    schema_object::<T>(SchemaSettings::draft2020_12().for_serialize())
+/// The JSON Schema of what `T` writes (tool outputs).
+pub fn output_schema<T: JsonSchema>() -> JsonObject {
+    let mut o = schema_object::<T>(SchemaSettings::draft2020_12().for_serialize());
+    for v in o.values_mut() {
+        slim(v, false);
+    }
+    o
+}
+
+/// Drop what costs every agent prompt bytes and tells it nothing: number `format`s, `default:
+/// null`, and (in inputs) the `null` alternative of optional fields.
+fn slim(v: &mut Value, input: bool) {
+    match v {
+        Value::Object(o) => {
+            if o.get("format").is_some_and(|f| f.is_string())
+                && o.get("type").is_some_and(|t| t != "string")
+            {
+                o.remove("format");
+            }
+            if o.get("default") == Some(&Value::Null) {
+                o.remove("default");
+            }
+            if input {
+                if let Some(Value::Array(types)) = o.get("type") {
+                    let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                    if rest.len() == 1 {
+                        o.insert("type".into(), rest[0].clone());
+                    }
+                }
+                if let Some(Value::Array(e)) = o.get_mut("enum") {
+                    e.retain(|x| !x.is_null());
+                }
+                if let Some(Value::Array(any)) = o.get("anyOf") {
+                    let rest: Vec<Value> = any
+                        .iter()
+                        .filter(|x| x.get("type") != Some(&Value::from("null")))
+                        .cloned()
+                        .collect();
+                    if rest.len() == 1 && rest.len() < any.len() {
+                        o.remove("anyOf");
+                        if let Value::Object(inner) = &rest[0] {
+                            for (k, x) in inner {
+                                o.entry(k.clone()).or_insert_with(|| x.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            for x in o.values_mut() {
+                slim(x, input);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| slim(x, input)),
+        _ => {}
+    }
 }
 
 fn schema_object<T: JsonSchema>(settings: SchemaSettings) -> JsonObject {
@@ -99,18 +161,41 @@ pub fn specs() -> Vec<ToolSpec> {
             write: false, destructive: false, idempotent: true,
             TimelineInput => TimelineOutput, Dashboard::timeline),
         spec!("dashboard_get_anomalies", "Anomalies",
-            "Hours in a window where an agent's cost, calls, tokens, error rate or latency broke from its own history (robust z-score against the same hour on previous days), newest first, with severity, expected range and a one-line explanation. Use it for \"is anything unusual / why did spend jump\"; for raw figures use dashboard_get_timeline.",
+            "Hours where an agent's cost, calls, tokens, error rate or latency broke from its own history (robust z-score against the same hour on previous days), newest first, with severity and a one-line explanation. Use it for \"is anything unusual?\"; for raw series use dashboard_get_timeline.",
             write: false, destructive: false, idempotent: true,
             AnomaliesInput => AnomaliesOutput, Dashboard::anomalies),
         spec!("dashboard_get_executions", "Execution log",
             "Individual executions in a window, newest first: time, agent, model, latency, cost, tokens, success and error; filter by agent, model or status, paged. Use it to inspect failures or expensive calls behind a figure; for sums use the other tools.",
             write: false, destructive: false, idempotent: true,
             ExecutionsInput => ExecutionsOutput, Dashboard::executions),
+        spec!("dashboard_get_budgets", "Budgets",
+            "Spending budgets (global or per agent, per day, ISO week or month) with spent, percent used, projected spend at period end, on-track flag, status (ok, warning, exceeded) and alert thresholds crossed. Use it for \"will we stay within budget\"; set budgets with dashboard_set_budget.",
+            write: false, destructive: false, idempotent: true,
+            BudgetsInput => BudgetsOutput, Dashboard::budgets),
+        ToolSpec {
+            run: set_budget,
+            ..spec!("dashboard_set_budget", "Set budget",
+                "Create or replace the budget of a scope (\"global\" or an agent id): a USD limit per day, week or month, with alert thresholds in percent (default [50, 80, 100]). limitUsd null deletes the budget. Answers with the budget as dashboard_get_budgets reports it.",
+                write: true, destructive: true, idempotent: true,
+                SetBudgetInput => SetBudgetOutput, Dashboard::set_budget)
+        },
         spec!("dashboard_record_usage", "Record usage",
             "Store a batch of executions (1..10000 records: timestamp, agentId, model, tokens, cost, durationMs, success, error, ...). Idempotent by id: re-sending a record never double counts. Answers how many were accepted, duplicates skipped and rejected, with the reason for each rejection.",
             write: true, destructive: false, idempotent: true,
             RecordUsageInput => ImportReport, Dashboard::record_usage),
     ]
+}
+
+/// `dashboard_set_budget`: a null `limitUsd` deletes the budget, and `parse_args` reads a null as
+/// "not given"; so that a forgotten field never deletes a budget, the field must be sent.
+fn set_budget(d: &Dashboard, args: Option<Map<String, Value>>) -> Result<Value> {
+    if !args.as_ref().is_some_and(|a| a.contains_key("limitUsd")) {
+        return Err(Error::invalid(
+            "limitUsd",
+            "missing; give the limit in USD (a number > 0), or null to delete the budget",
+        ));
+    }
+    run(d, args, Dashboard::set_budget)
 }
 
 /// The catalog as MCP tools, write tools only when allowed.

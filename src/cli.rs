@@ -13,11 +13,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::catalog::{self, CallError};
 use crate::dashboard::Dashboard;
 use crate::demo::{self, DemoConfig};
+use crate::http::{HttpConfig, HttpServer};
 use crate::ingest::{self, Source};
 use crate::mcp::DashboardServer;
 use crate::store::Store;
 use crate::time::{self, Clock, Zone};
-use crate::wire::ImportReport;
+use crate::wire::{
+    BudgetAction, BudgetEntry, BudgetPeriod, BudgetsInput, ImportReport, SetBudgetInput,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,11 +53,13 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve MCP over stdio (logs go to stderr).
+    /// Serve MCP over stdio (logs go to stderr), or everything over HTTP with --http.
     Serve {
         /// Fill an empty database with demo data first.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Import executions from JSONL, JSON or CSV files (`-` for stdin), idempotent by id.
     Import {
@@ -86,6 +91,65 @@ pub enum Command {
         #[arg(long)]
         compact: bool,
     },
+    /// List, set or remove spending budgets (your own shell: no --allow-writes needed).
+    Budget {
+        #[command(subcommand)]
+        command: BudgetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetCommand {
+    /// List every budget with its spend, projection and status now.
+    List {
+        /// Print the JSON of dashboard_get_budgets.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace a budget: SCOPE is "global" or an agent id, LIMIT is USD per period.
+    Set {
+        scope: String,
+        /// USD per period, e.g. 50 or 12.5.
+        limit: String,
+        /// day, week (ISO, from Monday) or month, in the --tz zone (default UTC).
+        #[arg(long)]
+        period: String,
+        /// Alert thresholds in percent, increasing [default: 50,80,100].
+        #[arg(long, value_delimiter = ',', value_name = "PERCENTS")]
+        thresholds: Option<Vec<i64>>,
+        /// Print the JSON of dashboard_set_budget.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the budget of SCOPE.
+    Rm { scope: String },
+}
+
+/// `serve --http`: one port for MCP Streamable HTTP (/mcp), legacy MCP HTTP+SSE (/sse), REST
+/// (/api), /openapi.json and /healthz.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Serve over HTTP on this address (e.g. 127.0.0.1:8080; port 0 picks a free one) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Bearer token required on every route but /healthz; mandatory for a non-loopback address.
+    #[arg(
+        long,
+        env = "DASHBOARD_MCP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "http"
+    )]
+    pub token: Option<String>,
+    /// A browser origin allowed besides loopback ones, e.g. https://app.example:8443 (repeatable; `:*` for any port).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "http")]
+    pub allowed_origins: Vec<String>,
+    /// A Host name accepted besides loopback ones, e.g. behind a reverse proxy (repeatable).
+    #[arg(long = "allowed-host", value_name = "HOST", requires = "http")]
+    pub allowed_hosts: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES, requires = "http")]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -118,7 +182,7 @@ impl From<DemoArgs> for DemoConfig {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if matches!(cli.command, Command::Serve { .. }) {
-        "info"
+        "info,rmcp=warn"
     } else {
         "warn"
     };
@@ -173,7 +237,7 @@ fn open(global: &Global) -> anyhow::Result<Context_> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = open(&cli.global)?;
     match cli.command {
-        Command::Serve { demo } => {
+        Command::Serve { demo, http } => {
             if demo && ctx.dashboard.store.is_empty()? {
                 let cfg = DemoConfig::default();
                 let n = ingest::insert_all(
@@ -182,11 +246,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
-            tracing::info!(db = %ctx.dashboard.store.path().display(), allow_writes = ctx.allow_writes, "serving MCP over stdio");
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(DashboardServer::new(ctx.dashboard, ctx.allow_writes).serve_stdio())?;
+            let server = DashboardServer::new(ctx.dashboard, ctx.allow_writes);
+            if let Some(addr) = http.http.clone() {
+                rt.block_on(serve_http(server, addr, http))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            tracing::info!(db = %server.dashboard().store.path().display(), allow_writes = ctx.allow_writes, "serving MCP over stdio");
+            rt.block_on(server.serve_stdio())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import {
@@ -288,6 +357,173 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(CallError::Tool(e)) => Err(e.into()),
             }
         }
+        Command::Budget { command } => match budget(&ctx.dashboard, command) {
+            Err(e) if e.is_invalid_input() => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
+            }
+            other => Ok(other.map(|()| ExitCode::SUCCESS)?),
+        },
+    }
+}
+
+fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
+    match command {
+        BudgetCommand::List { json } => {
+            let mut input = BudgetsInput {
+                limit: Some(500),
+                ..BudgetsInput::default()
+            };
+            let mut out = d.budgets(input.clone())?;
+            while let Some(next) = out.pagination.next_offset {
+                input.offset = Some(next);
+                let page = d.budgets(input.clone())?;
+                out.budgets.extend(page.budgets);
+                out.pagination = page.pagination;
+            }
+            if json {
+                println!("{}", to_json(&out)?);
+            } else if out.budgets.is_empty() {
+                println!(
+                    "no budgets; set one with `dashboard-mcp budget set global 100 --period month`"
+                );
+            } else {
+                println!(
+                    "{:<24} {:<6} {:>12} {:>12} {:>7} {:>12} {:<9} {:<8} PERIOD START",
+                    "SCOPE",
+                    "PERIOD",
+                    "LIMIT USD",
+                    "SPENT USD",
+                    "USED %",
+                    "PROJECTED",
+                    "STATUS",
+                    "ON TRACK"
+                );
+                for b in &out.budgets {
+                    println!(
+                        "{:<24} {:<6} {:>12.2} {:>12.2} {:>7.1} {:>12.2} {:<9} {:<8} {}",
+                        b.scope,
+                        b.period.as_str(),
+                        b.limit_usd,
+                        b.spent,
+                        b.percent_used,
+                        b.projected,
+                        b.status.as_str(),
+                        if b.on_track { "yes" } else { "no" },
+                        b.period_start
+                    );
+                }
+            }
+        }
+        BudgetCommand::Set {
+            scope,
+            limit,
+            period,
+            thresholds,
+            json,
+        } => {
+            let limit_usd = limit
+                .trim()
+                .trim_start_matches('$')
+                .parse::<f64>()
+                .map_err(|_| {
+                    crate::Error::invalid(
+                        "LIMIT",
+                        format!(
+                            "{limit:?} is not a number; give the limit in USD, e.g. 50 or 12.5"
+                        ),
+                    )
+                })?;
+            let period = BudgetPeriod::parse(&period).ok_or_else(|| {
+                crate::Error::invalid("--period", BudgetPeriod::not_one_of(&period))
+            })?;
+            let out = d.set_budget(SetBudgetInput {
+                scope,
+                limit_usd: Some(limit_usd),
+                period: Some(period),
+                alert_thresholds: thresholds,
+            })?;
+            if json {
+                println!("{}", to_json(&out)?);
+            } else if let Some(b) = &out.budget {
+                println!("{} budget {}", out.action.as_str(), describe(b));
+            }
+        }
+        BudgetCommand::Rm { scope } => {
+            let out = d.set_budget(SetBudgetInput {
+                scope,
+                ..SetBudgetInput::default()
+            })?;
+            match out.action {
+                BudgetAction::Deleted => println!("deleted the budget of {}", out.scope),
+                _ => println!("{} has no budget; nothing to delete", out.scope),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> crate::Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| crate::Error::Internal(format!("cannot serialise the answer: {e}")))
+}
+
+/// One line saying what a budget is and where it stands.
+fn describe(b: &BudgetEntry) -> String {
+    let alerts: Vec<String> = b.alert_thresholds.iter().map(u32::to_string).collect();
+    format!(
+        "{}: {} USD per {} (alerts at {} %); this {} from {}: spent {} USD ({:.1} %), projected {} USD, {}{}",
+        b.scope,
+        b.limit_usd,
+        b.period.as_str(),
+        alerts.join(", "),
+        b.period.as_str(),
+        b.period_start,
+        b.spent,
+        b.percent_used,
+        b.projected,
+        b.status.as_str(),
+        if b.on_track { ", on track" } else { ", not on track" }
+    )
+}
+
+/// `serve --http`: bind, say where on stderr, serve until SIGINT or SIGTERM.
+async fn serve_http(server: DashboardServer, addr: String, args: HttpArgs) -> anyhow::Result<()> {
+    let mut config = HttpConfig::new(addr);
+    config.token = args.token;
+    config.allowed_origins = args.allowed_origins;
+    config.allowed_hosts = args.allowed_hosts;
+    config.max_body_bytes = args.max_body_bytes;
+    let db = server.dashboard().store.path().display().to_string();
+    let allow_writes = server.allow_writes();
+    let http = HttpServer::bind(server, config).await?;
+    let url = format!("http://{}", http.local_addr());
+    tracing::info!(%db, allow_writes, "serving HTTP: MCP at {url}/mcp (legacy SSE at {url}/sse), REST at {url}/api, {url}/openapi.json");
+    // Scripts and tests read the bound address (port 0 picks one) from this line.
+    eprintln!("listening on {url}");
+    http.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
     }
 }
 

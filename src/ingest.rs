@@ -380,22 +380,48 @@ pub fn parse_source(
 }
 
 /// Write the good records of `parsed` in one transaction and count them into `report`.
+/// Returns the indices in `parsed` of the executions actually inserted (for the live feed).
 fn write_batch(
     tx: &rusqlite::Transaction<'_>,
     parsed: &Parsed,
     report: &mut FileReport,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let mut ins = Inserter::new(tx);
-    for (line, r) in parsed {
+    let mut inserted = Vec::new();
+    for (i, (line, r)) in parsed.iter().enumerate() {
         match r {
             Ok(e) => match ins.insert(e)? {
-                InsertOutcome::Inserted => report.accepted += 1,
+                InsertOutcome::Inserted => {
+                    report.accepted += 1;
+                    inserted.push(i);
+                }
                 InsertOutcome::Duplicate => report.duplicates += 1,
             },
             Err(reason) => reject(report, *line, reason),
         }
     }
-    Ok(())
+    Ok(inserted)
+}
+
+/// After the commit: hand the inserted executions of `parsed` to the store's live feed.
+fn publish(store: &Store, parsed: Parsed, inserted: &[usize]) {
+    if inserted.is_empty() || !store.wants_executions() {
+        return;
+    }
+    let mut wanted = inserted.iter().peekable();
+    let batch = parsed
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| {
+            if wanted.peek() == Some(&&i) {
+                wanted.next();
+                r.ok()
+            } else {
+                None
+            }
+        })
+        .collect();
+    store.publish_executions(batch);
 }
 
 fn reject(report: &mut FileReport, line: u64, reason: &str) {
@@ -440,16 +466,23 @@ pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<I
             all.push((fr, parsed));
         }
         let any_bad = all.iter().any(|(fr, _)| fr.rejected > 0);
+        let mut inserted = Vec::new();
         if !any_bad {
-            store.write(|tx| {
+            inserted = store.write(|tx| {
+                let mut inserted = Vec::new();
                 for (fr, parsed) in &mut all {
-                    write_batch(tx, parsed, fr)?;
+                    inserted.push(write_batch(tx, parsed, fr)?);
                 }
-                Ok(())
+                Ok(inserted)
             })?;
         }
         report.committed = !any_bad;
-        report.files = all.into_iter().map(|(fr, _)| fr).collect();
+        report.files = Vec::with_capacity(all.len());
+        let mut inserted = inserted.into_iter();
+        for (fr, parsed) in all {
+            publish(store, parsed, &inserted.next().unwrap_or_default());
+            report.files.push(fr);
+        }
     } else {
         for src in sources {
             let mut fr = FileReport {
@@ -457,7 +490,9 @@ pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<I
                 ..Default::default()
             };
             let format = parse_source(src.reader, |batch| {
-                store.write(|tx| write_batch(tx, &batch, &mut fr))
+                let inserted = store.write(|tx| write_batch(tx, &batch, &mut fr))?;
+                publish(store, batch, &inserted);
+                Ok(())
             })?;
             fr.format = format.name().into();
             report.files.push(fr);
@@ -490,7 +525,8 @@ pub fn import_values(store: &Store, records: &[Value], source: &str) -> Result<I
         format: "json".into(),
         ..Default::default()
     };
-    store.write(|tx| write_batch(tx, &parsed, &mut fr))?;
+    let inserted = store.write(|tx| write_batch(tx, &parsed, &mut fr))?;
+    publish(store, parsed, &inserted);
     Ok(ImportReport {
         accepted: fr.accepted,
         duplicates: fr.duplicates,
@@ -505,15 +541,26 @@ pub fn insert_all(store: &Store, executions: impl IntoIterator<Item = Execution>
     let mut n = 0;
     let mut batch = Vec::with_capacity(BATCH);
     let mut flush = |batch: &mut Vec<Execution>| -> Result<()> {
-        store.write(|tx| {
+        let inserted = store.write(|tx| {
             let mut ins = Inserter::new(tx);
-            for e in batch.iter() {
+            let mut inserted = vec![false; batch.len()];
+            for (e, new) in batch.iter().zip(&mut inserted) {
                 if ins.insert(e)? == InsertOutcome::Inserted {
                     n += 1;
+                    *new = true;
                 }
             }
-            Ok(())
+            Ok(inserted)
         })?;
+        if store.wants_executions() {
+            let mut new = inserted.into_iter();
+            store.publish_executions(
+                batch
+                    .drain(..)
+                    .filter(|_| new.next().unwrap_or(false))
+                    .collect(),
+            );
+        }
         batch.clear();
         Ok(())
     };

@@ -35,6 +35,10 @@ pub fn parse_args<T: DeserializeOwned>(args: Option<Map<String, Value>>) -> Resu
                 format!("unknown field {name:?}; allowed fields are {allowed}"),
             );
         }
+        if let Some(rest) = inner.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or_default().to_owned();
+            return Error::invalid(name, "missing; this field is required");
+        }
         let field = if path == "." { String::new() } else { path };
         Error::invalid(field, inner)
     })
@@ -59,10 +63,11 @@ macro_rules! string_enum {
 
             /// Parse a canonical name or an alias, ignoring case and surrounding space.
             pub fn parse(s: &str) -> Option<Self> {
-                match s.trim().to_ascii_lowercase().as_str() {
-                    $($s $(| $alias)* => Some(Self::$variant),)+
-                    _ => None,
-                }
+                let s = s.trim();
+                $(if s.eq_ignore_ascii_case($s) $(|| s.eq_ignore_ascii_case($alias))* {
+                    return Some(Self::$variant);
+                })+
+                None
             }
 
             /// The error message for a value that is none of them.

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod demo;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod input;
 pub mod mcp;

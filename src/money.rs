@@ -16,9 +16,8 @@ pub fn parse_usd(text: &str) -> Option<Nanos> {
         None => (s, 0),
     };
     let mantissa = mantissa.strip_prefix('+').unwrap_or(mantissa);
-    if mantissa.starts_with('-') {
+    if let Some(rest) = mantissa.strip_prefix('-') {
         // "-0" and "-0.0" are zero, anything else negative is refused by the caller.
-        let rest = &mantissa[1..];
         return (!rest.is_empty() && rest.chars().all(|c| c == '0' || c == '.')).then_some(0);
     }
     let (int_part, frac_part) = match mantissa.find('.') {

@@ -142,6 +142,10 @@ impl Window {
         self.end - self.start
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
     /// The window of the same length that ends where this one starts (for trends).
     pub fn previous(&self) -> Window {
         Window {

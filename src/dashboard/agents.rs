@@ -10,6 +10,7 @@ use crate::wire::{
     AgentEntry, AgentMetrics, AgentSort, AgentTrend, AgentsInput, AgentsOutput, SortOrder,
 };
 
+use super::budgets::agent_budget_status;
 use super::{
     fit_items, json_len, page_args, pagination, percent, period, resolve_window, trend, Dashboard,
 };
@@ -24,7 +25,8 @@ fn success_rate(t: &AgentTotals) -> f64 {
 
 impl Dashboard {
     pub fn agents(&self, input: AgentsInput) -> Result<AgentsOutput> {
-        let w = resolve_window(&input.window_args(), self.now())?;
+        let now = self.now();
+        let w = resolve_window(&input.window_args(), now)?;
         let (limit, offset) = page_args(input.limit, input.offset, 10, 1000)?;
         let sort = input.sort_by.unwrap_or(AgentSort::Cost);
         let order = input.order.unwrap_or(SortOrder::Desc);
@@ -55,10 +57,15 @@ impl Dashboard {
         });
         let total = rows.len() as u64;
         let prev: HashMap<&str, _> = prev.iter().map(|p| (p.id.as_str(), p.totals)).collect();
-        let mut agents: Vec<AgentEntry> = rows
+        let page: Vec<&AgentTotals> = rows
             .iter()
             .skip(offset as usize)
             .take(limit as usize)
+            .collect();
+        let ids: Vec<&str> = page.iter().map(|a| a.id.as_str()).collect();
+        let budgets = self.store.read(|c| self.agent_budgets(c, now, &ids))?;
+        let mut agents: Vec<AgentEntry> = page
+            .into_iter()
             .map(|a| {
                 let t = &a.totals;
                 let p = prev.get(a.id.as_str()).copied().unwrap_or_default();
@@ -77,6 +84,7 @@ impl Dashboard {
                         cost_change: trend(t.cost as f64, p.cost as f64),
                         calls_change: trend(t.calls as f64, p.calls as f64),
                     },
+                    budget_status: agent_budget_status(budgets.get(&a.id), t.cost),
                 }
             })
             .collect();

@@ -3,12 +3,17 @@
 
 mod agents;
 pub mod anomalies;
+mod budgets;
 mod executions;
 mod models;
 mod overview;
 mod timeline;
 
+pub use executions::execution_item;
+
 use std::sync::Arc;
+
+pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLDS};
 
 use serde::Serialize;
 

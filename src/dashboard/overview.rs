@@ -10,18 +10,21 @@ use super::{percent, period, resolve_window, trend, Dashboard};
 
 impl Dashboard {
     pub fn overview(&self, input: OverviewInput) -> Result<OverviewOutput> {
-        let w = resolve_window(&input.window_args(), self.now())?;
+        let now = self.now();
+        let w = resolve_window(&input.window_args(), now)?;
         let f = Filter {
             agent: input.agent_id.clone(),
             model: None,
         };
         let prev_w = w.previous();
-        let (cur, prev, p95, agents) = self.store.read(|c| {
+        let (cur, prev, p95, agents, budget_status) = self.store.read(|c| {
+            let cur = q::totals(c, &w, &f)?;
             Ok((
-                q::totals(c, &w, &f)?,
+                cur,
                 q::totals(c, &prev_w, &f)?,
                 q::p95_duration(c, &w, &f)?,
                 q::agent_totals(c, &w, &f)?,
+                self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?,
             ))
         })?;
         let top_agent = agents
@@ -59,6 +62,7 @@ impl Dashboard {
             period: period(&w),
             summary,
             trends,
+            budget_status,
             anomalies,
         })
     }

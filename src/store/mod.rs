@@ -6,6 +6,7 @@
 //! Both are blocking calls; async callers run them on tokio's blocking pool (`spawn_blocking`) so
 //! no executor thread ever waits on the disk, and no `Connection` is ever held across an `.await`.
 
+pub mod budgets;
 mod ingest;
 pub mod query;
 mod schema;
@@ -13,13 +14,15 @@ pub mod series;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Result};
 
+pub use budgets::Budget;
 pub use ingest::{Execution, InsertOutcome, Inserter};
 pub use query as query_fns;
 pub use query::{
@@ -31,6 +34,9 @@ pub use series::{AgentHour, HourStats};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// Write batches the live feed keeps for a subscriber that is behind; one further behind is
+/// dropped (it lags) rather than slowing ingest.
+const FEED_CAPACITY: usize = 64;
 
 /// The usage store. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -39,6 +45,11 @@ pub struct Store {
     readers: Mutex<Vec<Connection>>,
     /// Bumped by every committed write; a reader that saw generation `g` saw every write up to it.
     generation: AtomicU64,
+    /// The live feed (HTTP stream, MCP resource notifications). Sending on either never blocks a
+    /// writer: `changed` keeps only the latest generation, `inserted` is a bounded broadcast
+    /// whose slow receivers lag.
+    changed: watch::Sender<u64>,
+    inserted: broadcast::Sender<Arc<Vec<Execution>>>,
 }
 
 impl Store {
@@ -65,6 +76,8 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
+            changed: watch::Sender::new(0),
+            inserted: broadcast::Sender::new(FEED_CAPACITY),
         })
     }
 
@@ -106,8 +119,38 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed.send_replace(generation);
         Ok(out)
+    }
+
+    /// Watch the data generation: changes after every committed write (coalesced).
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Receive every batch of executions the ingest path stores from now on.
+    pub fn subscribe_executions(&self) -> broadcast::Receiver<Arc<Vec<Execution>>> {
+        self.inserted.subscribe()
+    }
+
+    /// Does anyone listen to the executions feed? (Lets the write path skip building batches.)
+    pub fn wants_executions(&self) -> bool {
+        self.inserted.receiver_count() > 0
+    }
+
+    /// Hand newly committed executions to the feed's subscribers, if any.
+    pub fn publish_executions(&self, batch: Vec<Execution>) {
+        if !batch.is_empty() {
+            // An error only means nobody listens.
+            let _ = self.inserted.send(Arc::new(batch));
+        }
+    }
+
+    /// Is the database reachable? (A trivial query on a pooled read connection.)
+    pub fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .map(|_| ())
     }
 
     /// Is the database empty of executions?

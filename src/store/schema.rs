@@ -41,6 +41,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_by_ts ON executions(ts);
     CREATE INDEX executions_by_agent_ts ON executions(agent, ts);
     "#,
+    // 2: budgets, one per scope ('global' or an agent id, which need not have executions yet).
+    // The limit is integer nano-dollars; thresholds a JSON array of whole percents, increasing.
+    r#"
+    CREATE TABLE budgets (
+        scope       TEXT PRIMARY KEY,
+        limit_nanos INTEGER NOT NULL CHECK (limit_nanos > 0),
+        period      TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+        thresholds  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Bring the schema up to date. A database newer than this binary is refused.

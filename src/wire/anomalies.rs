@@ -19,8 +19,7 @@ string_enum! {
         Cost = "cost",
         Calls = "calls",
         Tokens = "tokens",
-        // The canonical name is camelCase; input is matched lowercased, hence the aliases.
-        ErrorRate = "errorRate" | "errorrate" | "error_rate" | "errors",
+        ErrorRate = "errorRate" | "error_rate" | "errors",
         Latency = "latency" | "latencyms" | "duration",
     }
 }
@@ -34,10 +33,10 @@ pub struct AnomaliesInput {
     /// Custom window start, RFC 3339.
     #[serde(default, deserialize_with = "lenient_string")]
     pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive). Pin it to page through a window that does not move.
+    /// Custom window end, RFC 3339 (exclusive).
     #[serde(default, deserialize_with = "lenient_string")]
     pub end: Option<String>,
-    /// Minimum severity to return (default low: all).
+    /// Minimum severity (default low: all).
     #[serde(default)]
     pub severity: Option<Severity>,
     /// Only this agent.
@@ -71,7 +70,7 @@ pub struct AnomaliesOutput {
     pub period: Period,
     /// Newest first.
     pub anomalies: Vec<AnomalyItem>,
-    /// Over every matching anomaly, not just this page.
+    /// Over all matches, not just this page.
     pub summary: AnomalySummary,
     pub pagination: Pagination,
 }
@@ -79,20 +78,20 @@ pub struct AnomaliesOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnomalyItem {
-    /// Stable: the same agent, metric and hour always give the same id.
+    /// Same agent, metric and hour: same id.
     pub id: String,
-    /// Start of the UTC hour judged.
+    /// Start of the hour.
     pub timestamp: String,
     pub agent_id: String,
     pub metric: AnomalyMetric,
     pub severity: Severity,
-    /// Robust z-score: (current − expected) / scale; negative for a drop.
+    /// Robust z-score; negative for a drop.
     pub score: f64,
-    /// The hour's value: USD, calls, tokens, percent of calls failed, or mean ms of successful calls.
+    /// USD, calls, tokens, % of calls failed, or mean ms of successful calls.
     pub current_value: f64,
-    /// The usual value (median of the agent's own history at this hour of day).
+    /// Median of the agent's history at this hour.
     pub expected: f64,
-    /// Values inside this range would not have been reported.
+    /// Values inside would not have been reported.
     pub expected_range: ExpectedRange,
     /// (current − expected) / expected × 100; null when expected is 0.
     pub deviation: Option<f64>,

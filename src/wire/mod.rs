@@ -13,6 +13,9 @@ use crate::string_enum;
 mod anomalies;
 pub use anomalies::*;
 
+mod budgets;
+pub use budgets::*;
+
 string_enum! {
     /// A rolling window ending now (or at `end`).
     pub enum Timeframe {
@@ -42,7 +45,7 @@ string_enum! {
 }
 
 string_enum! {
-    pub enum AgentSort { Cost = "cost", Calls = "calls", Tokens = "tokens", SuccessRate = "successrate" | "success_rate" | "success", Errors = "errors" | "errorcount" }
+    pub enum AgentSort { Cost = "cost", Calls = "calls", Tokens = "tokens", SuccessRate = "successRate" | "success_rate" | "success", Errors = "errors" | "errorcount" }
 }
 
 string_enum! {
@@ -314,6 +317,7 @@ pub struct OverviewOutput {
     pub period: Period,
     pub summary: OverviewSummary,
     pub trends: OverviewTrends,
+    pub budget_status: OverviewBudgetStatus,
     /// Anomalies in the same window (see dashboard_get_anomalies).
     pub anomalies: AnomalySummary,
 }
@@ -368,6 +372,7 @@ pub struct AgentEntry {
     pub name: String,
     pub metrics: AgentMetrics,
     pub trend: AgentTrend,
+    pub budget_status: AgentBudgetStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

@@ -1,0 +1,260 @@
+//! HTTP mode: one port serving MCP Streamable HTTP (`/mcp`), the legacy MCP HTTP+SSE transport
+//! (`/sse` + `/message`), the REST API (`/api`), `/openapi.json` and `/healthz`, all behind one
+//! guard (bearer token, Host and Origin checks, request timeout) and a body limit, with graceful
+//! shutdown. Every route is an adapter over `catalog::call`; nothing here knows a tool by heart
+//! except the REST paths SPEC §3 names.
+
+mod error;
+mod live;
+mod mcp_http;
+mod openapi;
+mod rest;
+mod security;
+mod sse_legacy;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::DashboardServer;
+
+pub(crate) use error::ApiError;
+use security::Security;
+
+/// Default largest request body: a full `dashboard_record_usage` batch (10,000 records) with room
+/// to spare.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Default time a request may take until its response starts.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for open requests before it stops waiting.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `host:port` to bind, e.g. `127.0.0.1:8080` (port 0 picks a free one).
+    pub addr: String,
+    /// Bearer token every route but `/healthz` requires. Mandatory for a non-loopback bind.
+    pub token: Option<String>,
+    /// Browser origins allowed besides loopback ones (`https://app.example:8443`, `:*` = any port).
+    pub allowed_origins: Vec<String>,
+    /// `Host` names accepted besides loopback ones (a loopback bind behind a proxy).
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl HttpConfig {
+    pub fn new(addr: impl Into<String>) -> Self {
+        HttpConfig {
+            addr: addr.into(),
+            token: None,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("refusing to serve on {addr}: it is not a loopback address, so other machines can reach it; set a bearer token with --token or DASHBOARD_MCP_TOKEN (or bind 127.0.0.1)")]
+    TokenRequired { addr: String },
+    #[error("cannot resolve {addr}: {source}")]
+    Resolve {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What every handler shares. Cheap to clone: everything is behind an `Arc`.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub server: DashboardServer,
+    pub openapi: Arc<String>,
+    pub legacy: Arc<sse_legacy::Sessions>,
+    /// Cancelled at shutdown: ends the long-lived streams so that shutdown can finish.
+    pub stop: CancellationToken,
+}
+
+/// A bound HTTP server, not yet serving.
+pub struct HttpServer {
+    listener: TcpListener,
+    router: Router,
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    grace: Duration,
+}
+
+impl HttpServer {
+    /// Check the configuration and bind the address. Refuses a non-loopback address without a
+    /// token.
+    pub async fn bind(server: DashboardServer, config: HttpConfig) -> Result<Self, HttpError> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&config.addr)
+            .await
+            .map_err(|source| HttpError::Resolve {
+                addr: config.addr.clone(),
+                source,
+            })?
+            .collect();
+        let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
+        let token = config.token.clone().filter(|t| !t.is_empty());
+        if !loopback && token.is_none() {
+            return Err(HttpError::TokenRequired { addr: config.addr });
+        }
+        let security = Security::new(
+            token,
+            loopback,
+            &config.allowed_origins,
+            &config.allowed_hosts,
+            config.request_timeout,
+        )
+        .map_err(HttpError::Config)?;
+        let listener = TcpListener::bind(&addrs[..])
+            .await
+            .map_err(|source| HttpError::Bind {
+                addr: config.addr.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| HttpError::Bind {
+            addr: config.addr.clone(),
+            source,
+        })?;
+        let stop = CancellationToken::new();
+        let router = router(server, security, config.max_body_bytes, stop.clone());
+        Ok(HttpServer {
+            listener,
+            router,
+            local_addr,
+            stop,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serve until `shutdown` completes; then stop accepting, end the open streams and MCP
+    /// sessions, and let in-flight requests (writes included) finish, waiting at most the grace
+    /// period for them.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = self.stop.clone();
+        let serving = axum::serve(self.listener, self.router).with_graceful_shutdown({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                stop.cancel();
+            }
+        });
+        let grace = self.grace;
+        tokio::select! {
+            result = serving => result,
+            _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn router(
+    server: DashboardServer,
+    security: Security,
+    max_body_bytes: usize,
+    stop: CancellationToken,
+) -> Router {
+    let routes = rest::routes();
+    let openapi = openapi::document(&routes, server.allow_writes(), security.has_token());
+    let mcp = mcp_http::service(&server, &security, max_body_bytes, stop.clone());
+    let state = AppState {
+        server,
+        openapi: Arc::new(openapi),
+        legacy: Arc::default(),
+        stop,
+    };
+    rest::add_routes(Router::new(), &routes)
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/api/stream", get(live::stream))
+        .route("/sse", get(sse_legacy::connect))
+        .route("/message", post(sse_legacy::message))
+        .route_service("/mcp", mcp)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(security),
+            security::guard,
+        ))
+        .with_state(state)
+}
+
+/// `GET /healthz`: is the database reachable, and which version runs. Needs no token.
+async fn healthz(State(st): State<AppState>) -> Response {
+    let store = st.server.dashboard().store.clone();
+    let reachable = matches!(
+        tokio::task::spawn_blocking(move || store.ping()).await,
+        Ok(Ok(()))
+    );
+    let body = serde_json::json!({
+        "status": if reachable { "ok" } else { "unavailable" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": if reachable { "ok" } else { "unreachable" },
+    });
+    let status = if reachable {
+        axum::http::StatusCode::OK
+    } else {
+        tracing::error!("health check: the database is not reachable");
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    error::json_response(status, body.to_string())
+}
+
+async fn openapi_json(State(st): State<AppState>) -> Response {
+    error::json_response(axum::http::StatusCode::OK, st.openapi.as_ref().clone())
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no route {}; see /openapi.json for the REST API, /mcp for MCP",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+    .into_response()
+}

@@ -1,0 +1,287 @@
+//! `/openapi.json`: an OpenAPI 3.1 document of the REST API built from the same catalog specs and
+//! schemas the routes and the MCP tools use, so it cannot drift from what is served. Each tool's
+//! `$defs` move to `components/schemas` (renamed on a clash) and its `$ref`s follow them.
+
+use serde_json::{json, Map, Value};
+
+use super::rest::{Kind, RestRoute};
+
+/// The document for these routes, as JSON text. Write routes appear only when writes are allowed.
+pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) -> String {
+    let mut schemas = Map::new();
+    schemas.insert("Error".into(), error_schema());
+    let mut paths = Map::new();
+    for r in routes.iter().filter(|r| allow_writes || !r.write) {
+        let output = absorb(&r.output, &format!("{}.output", r.tool), &mut schemas);
+        let input = absorb(&r.input, &format!("{}.input", r.tool), &mut schemas);
+        let input_schema = &schemas[&ref_name(&input)].clone();
+        let mut op = json!({
+            "operationId": operation_id(r),
+            "summary": r.title,
+            "description": r.description,
+            "tags": [if r.write { "write" } else { "read" }],
+            "responses": {
+                "200": {
+                    "description": format!("The JSON of the MCP tool {}, byte for byte.", r.tool),
+                    "content": { "application/json": { "schema": output } }
+                },
+                "400": { "$ref": "#/components/responses/BadRequest" },
+                "401": { "$ref": "#/components/responses/Unauthorized" },
+                "403": { "$ref": "#/components/responses/Forbidden" },
+            }
+        });
+        match r.kind {
+            Kind::Query => {
+                op["parameters"] = Value::Array(query_parameters(input_schema));
+            }
+            Kind::SetBudget => {
+                let mut body = input_schema.clone();
+                if let Some(props) = body.get_mut("properties").and_then(Value::as_object_mut) {
+                    props.remove("scope");
+                }
+                if let Some(req) = body.get_mut("required").and_then(Value::as_array_mut) {
+                    req.retain(|f| f != "scope");
+                }
+                let scope = input_schema
+                    .pointer("/properties/scope")
+                    .cloned()
+                    .unwrap_or_else(|| json!({ "type": "string" }));
+                op["parameters"] = json!([{
+                    "name": "scope", "in": "path", "required": true,
+                    "description": scope.get("description").cloned().unwrap_or(Value::Null),
+                    "schema": scope,
+                }]);
+                op["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": body } }
+                });
+            }
+            Kind::RecordUsage => {
+                let records = input_schema
+                    .pointer("/properties/records")
+                    .cloned()
+                    .unwrap_or_else(|| json!({ "type": "array" }));
+                let record = records.get("items").cloned().unwrap_or_else(|| json!({}));
+                op["requestBody"] = json!({
+                    "required": true,
+                    "description": "A JSON array of records, or NDJSON (one record per line).",
+                    "content": {
+                        "application/json": { "schema": records },
+                        "application/x-ndjson": { "schema": record }
+                    }
+                });
+                op["responses"]["413"] = json!({ "$ref": "#/components/responses/TooLarge" });
+            }
+        }
+        let path = paths
+            .entry(r.path.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        path[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    paths.insert("/api/stream".into(), stream_path());
+    paths.insert("/healthz".into(), health_path());
+    schemas.insert("Health".into(), health_schema());
+
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "dashboard-mcp REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The usage dashboard of LLM agents. Every GET /api/dashboard/<name> answers exactly what the MCP tool dashboard_get_<name> answers, with the tool's inputs as query-string parameters. Errors are {\"error\": {\"code\", \"message\", \"field\"}}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                "BadRequest": error_response("Bad input; `field` names it."),
+                "Unauthorized": error_response("Missing or wrong bearer token."),
+                "Forbidden": error_response("Foreign Origin or Host, or a write route without --allow-writes."),
+                "TooLarge": error_response("The body is larger than the server accepts."),
+            },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+        }
+    });
+    if token {
+        doc["security"] = json!([{ "bearer": [] }]);
+    }
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+fn operation_id(r: &RestRoute) -> String {
+    if r.path == "/api/budgets" {
+        format!("{}_alias", r.tool)
+    } else {
+        r.tool.to_owned()
+    }
+}
+
+/// Move `schema`'s `$defs` into `schemas` and add the schema itself as `name`; returns a `$ref`
+/// to it.
+fn absorb(schema: &Map<String, Value>, name: &str, schemas: &mut Map<String, Value>) -> Value {
+    let mut root = schema.clone();
+    let defs = match root.remove("$defs") {
+        Some(Value::Object(d)) => d,
+        _ => Map::new(),
+    };
+    // Keep a def's own name unless a different schema already holds it; comparing after the
+    // rewrite of its refs, repeated until no rename changes another def.
+    let mut renamed: Vec<(String, String)> = defs.keys().map(|d| (d.clone(), d.clone())).collect();
+    loop {
+        let mut changed = false;
+        for i in 0..renamed.len() {
+            let (def, target) = renamed[i].clone();
+            if def != target {
+                continue;
+            }
+            let mut body = defs[&def].clone();
+            rewrite_refs(&mut body, &renamed);
+            if schemas
+                .get(&target)
+                .is_some_and(|existing| *existing != body)
+            {
+                renamed[i].1 = format!("{name}.{def}");
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (def, target) in &renamed {
+        let mut body = defs[def].clone();
+        rewrite_refs(&mut body, &renamed);
+        schemas.insert(target.clone(), body);
+    }
+    let mut root = Value::Object(root);
+    rewrite_refs(&mut root, &renamed);
+    schemas.insert(name.to_owned(), root);
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn ref_name(r: &Value) -> String {
+    r["$ref"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("#/components/schemas/"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn rewrite_refs(v: &mut Value, renamed: &[(String, String)]) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get_mut("$ref") {
+                if let Some(def) = r.strip_prefix("#/$defs/") {
+                    let target = renamed
+                        .iter()
+                        .find(|(d, _)| d == def)
+                        .map(|(_, t)| t.as_str())
+                        .unwrap_or(def);
+                    *r = format!("#/components/schemas/{target}");
+                }
+            }
+            o.values_mut().for_each(|v| rewrite_refs(v, renamed));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| rewrite_refs(v, renamed)),
+        _ => {}
+    }
+}
+
+/// One query parameter per input property.
+fn query_parameters(input: &Value) -> Vec<Value> {
+    let required: Vec<&str> = input["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    input["properties"]
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, schema)| {
+                    let mut p = json!({
+                        "name": name,
+                        "in": "query",
+                        "required": required.contains(&name.as_str()),
+                        "schema": schema,
+                    });
+                    if let Some(d) = schema.get("description") {
+                        p["description"] = d.clone();
+                    }
+                    p
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": false,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "field"],
+                "additionalProperties": false,
+                "properties": {
+                    "code": { "type": "string", "description": "Machine-readable kind, e.g. invalid_input, unauthorized, not_found." },
+                    "message": { "type": "string", "description": "What was wrong and what is allowed." },
+                    "field": { "type": ["string", "null"], "description": "The offending input, when there is one." }
+                }
+            }
+        }
+    })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+fn health_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["status", "version", "database"],
+        "properties": {
+            "status": { "enum": ["ok", "unavailable"] },
+            "version": { "type": "string" },
+            "database": { "enum": ["ok", "unreachable"] }
+        }
+    })
+}
+
+fn health_path() -> Value {
+    let health =
+        json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Health" } } });
+    json!({ "get": {
+        "operationId": "healthz",
+        "summary": "Liveness and database reachability (no token needed)",
+        "security": [],
+        "responses": {
+            "200": { "description": "Serving, database reachable.", "content": health },
+            "503": { "description": "The database is not reachable.", "content": health }
+        }
+    }})
+}
+
+fn stream_path() -> Value {
+    json!({ "get": {
+        "operationId": "stream",
+        "summary": "Live updates (Server-Sent Events)",
+        "description": "An `execution` event (the dashboard_get_executions item shape) for every execution ingested by this server, and an `overview` event (dashboard_get_overview, timeframe day) at most every `interval` seconds when something changed, starting with one at once. A client that falls behind is dropped.",
+        "parameters": [
+            { "name": "interval", "in": "query", "required": false, "description": "Seconds between overview events, 1..300 (default 5).", "schema": { "type": "integer", "minimum": 1, "maximum": 300 } },
+            { "name": "agentId", "in": "query", "required": false, "description": "Only this agent.", "schema": { "type": "string" } },
+            { "name": "model", "in": "query", "required": false, "description": "Only this model (execution events).", "schema": { "type": "string" } }
+        ],
+        "responses": {
+            "200": { "description": "An event stream.", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+            "400": { "$ref": "#/components/responses/BadRequest" },
+            "401": { "$ref": "#/components/responses/Unauthorized" }
+        }
+    }})
+}

@@ -1,0 +1,348 @@
+//! The REST API, derived from the tool catalog: every read tool at
+//! `GET /api/dashboard/<name>` (query-string parameters named as the tool's inputs),
+//! `dashboard_get_budgets` also at `GET /api/budgets`, and the write tools SPEC §3 maps to routes
+//! (`PUT /api/budgets/{scope}`, `POST /api/usage`). A 200 body is the tool's JSON byte for byte.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use rmcp::model::JsonObject;
+use serde_json::{Map, Value};
+
+use super::error::json_response;
+use super::{ApiError, AppState};
+use crate::catalog;
+use crate::input::shown;
+
+const READ_PREFIX: &str = "/api/dashboard/";
+const BUDGETS_TOOL: &str = "dashboard_get_budgets";
+const SET_BUDGET_TOOL: &str = "dashboard_set_budget";
+const RECORD_USAGE_TOOL: &str = "dashboard_record_usage";
+
+/// How a route hands its request to its tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Query-string parameters are the arguments.
+    Query,
+    /// The JSON body is the arguments, plus `scope` from the path.
+    SetBudget,
+    /// The body (JSON array or NDJSON) is `records`.
+    RecordUsage,
+}
+
+/// One REST route and the tool behind it (also what `/openapi.json` documents).
+pub(crate) struct RestRoute {
+    pub method: Method,
+    pub path: String,
+    pub tool: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub write: bool,
+    pub kind: Kind,
+    pub input: JsonObject,
+    pub output: JsonObject,
+}
+
+/// The routes of the tools the catalog holds now.
+pub(crate) fn routes() -> Vec<RestRoute> {
+    let mut out = Vec::new();
+    for spec in catalog::specs() {
+        let route = |method: Method, path: String, kind: Kind| RestRoute {
+            method,
+            path,
+            tool: spec.name,
+            title: spec.title,
+            description: spec.description,
+            write: spec.write,
+            kind,
+            input: (spec.input_schema)(),
+            output: (spec.output_schema)(),
+        };
+        if !spec.write {
+            let short = spec
+                .name
+                .strip_prefix("dashboard_get_")
+                .or_else(|| spec.name.strip_prefix("dashboard_"))
+                .unwrap_or(spec.name);
+            out.push(route(
+                Method::GET,
+                format!("{READ_PREFIX}{short}"),
+                Kind::Query,
+            ));
+            if spec.name == BUDGETS_TOOL {
+                out.push(route(Method::GET, "/api/budgets".into(), Kind::Query));
+            }
+        } else if spec.name == SET_BUDGET_TOOL {
+            out.push(route(
+                Method::PUT,
+                "/api/budgets/{scope}".into(),
+                Kind::SetBudget,
+            ));
+        } else if spec.name == RECORD_USAGE_TOOL {
+            out.push(route(Method::POST, "/api/usage".into(), Kind::RecordUsage));
+        }
+    }
+    out
+}
+
+/// Add `routes` to `router`.
+pub(crate) fn add_routes(mut router: Router<AppState>, routes: &[RestRoute]) -> Router<AppState> {
+    for r in routes {
+        let tool = r.tool;
+        router = match r.kind {
+            Kind::Query => router.route(
+                &r.path,
+                get(
+                    move |State(st): State<AppState>,
+                          query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
+                        read(st, tool, query).await
+                    },
+                ),
+            ),
+            Kind::SetBudget => router.route(
+                &r.path,
+                put(
+                    move |State(st): State<AppState>,
+                          scope: Result<Path<String>, PathRejection>,
+                          body: Result<Bytes, BytesRejection>| async move {
+                        set_budget(st, tool, scope, body).await
+                    },
+                ),
+            ),
+            Kind::RecordUsage => router.route(
+                &r.path,
+                post(
+                    move |State(st): State<AppState>, body: Result<Bytes, BytesRejection>| async move {
+                        record_usage(st, tool, body).await
+                    },
+                ),
+            ),
+        };
+    }
+    router
+}
+
+async fn read(
+    st: AppState,
+    tool: &'static str,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) =
+        query.map_err(|e| ApiError::invalid("query", format!("unreadable query string: {e}")))?;
+    call(st, tool, query_args(pairs)?).await
+}
+
+async fn set_budget(
+    st: AppState,
+    tool: &'static str,
+    scope: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if !st.server.allow_writes() {
+        return Err(ApiError::writes_disabled(tool));
+    }
+    let Path(scope) = scope.map_err(|e| ApiError::invalid("scope", e.body_text()))?;
+    let body = body_bytes(body)?;
+    let mut args = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!(
+                    "{} is not a JSON object such as {{\"limitUsd\": 100, \"period\": \"month\"}}",
+                    shown(&other)
+                ),
+                ))
+            }
+            Err(e) => return Err(ApiError::invalid("body", format!("invalid JSON: {e}"))),
+        }
+    };
+    if let Some(given) = args.get("scope").filter(|v| !v.is_null()) {
+        if given.as_str() != Some(scope.as_str()) {
+            return Err(ApiError::invalid(
+                "scope",
+                format!(
+                    "the body says {} but the path says {scope:?}; leave scope out of the body",
+                    shown(given)
+                ),
+            ));
+        }
+    }
+    args.insert("scope".into(), Value::String(scope));
+    call(st, tool, args).await
+}
+
+async fn record_usage(
+    st: AppState,
+    tool: &'static str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if !st.server.allow_writes() {
+        return Err(ApiError::writes_disabled(tool));
+    }
+    let records = usage_records(&body_bytes(body)?)?;
+    let mut args = Map::new();
+    args.insert("records".into(), Value::Array(records));
+    call(st, tool, args).await
+}
+
+/// Run `tool` on the blocking pool and answer with its JSON.
+async fn call(
+    st: AppState,
+    tool: &'static str,
+    args: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let d = st.server.dashboard().clone();
+    let allow = st.server.allow_writes();
+    let out = tokio::task::spawn_blocking(move || catalog::call(&d, allow, tool, Some(args)))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, tool, "tool task failed");
+            ApiError::internal()
+        })?
+        .map_err(ApiError::from_call)?;
+    let body = serde_json::to_string(&out).map_err(|e| {
+        tracing::error!(error = %e, tool, "cannot serialise the answer");
+        ApiError::internal()
+    })?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Query-string pairs as tool arguments (strings; the tools forgive numbers sent as strings).
+/// An empty value means "not given", as in an HTML form.
+pub(crate) fn query_args(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, ApiError> {
+    let mut args = Map::new();
+    for (k, v) in pairs {
+        if v.is_empty() {
+            continue;
+        }
+        if args.insert(k.clone(), Value::String(v)).is_some() {
+            return Err(ApiError::invalid(&k, "given more than once; give it once"));
+        }
+    }
+    Ok(args)
+}
+
+/// The request body, or why it cannot be read (413 past the size limit).
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this server accepts; send fewer records per request",
+            )
+        } else {
+            ApiError::invalid("body", e.body_text())
+        }
+    })
+}
+
+/// The records of a `POST /api/usage` body: a JSON array of records, one record object,
+/// `{"records": [...]}` (the tool's input), or NDJSON (one record per line). A body that is not
+/// JSON at all is refused whole, naming the line; bad records are reported one by one by the tool.
+fn usage_records(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::invalid("body", format!("not UTF-8 text: {e}")))?;
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "empty; send a JSON array of records or NDJSON (one record per line)",
+        ));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(Value::Object(mut o)) => match o.remove("records") {
+            Some(Value::Array(items)) if o.is_empty() => Ok(items),
+            Some(records) => {
+                o.insert("records".into(), records);
+                Ok(vec![Value::Object(o)])
+            }
+            None => Ok(vec![Value::Object(o)]),
+        },
+        Ok(other) => Err(ApiError::invalid(
+            "body",
+            format!(
+                "{} is neither a JSON array of records nor NDJSON (one record per line)",
+                shown(&other)
+            ),
+        )),
+        Err(_) => {
+            let mut records = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let v = serde_json::from_str::<Value>(line).map_err(|e| {
+                    ApiError::invalid(
+                        "body",
+                        format!(
+                            "line {}: invalid JSON ({e}); send a JSON array of records or NDJSON (one record per line); nothing was stored",
+                            i + 1
+                        ),
+                    )
+                })?;
+                records.push(v);
+            }
+            Ok(records)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_bodies_of_every_shape_give_records() {
+        let one = r#"{"agentId":"a","model":"m","timestamp":1}"#;
+        assert_eq!(
+            usage_records(format!("[{one},{one}]").as_bytes())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            usage_records(format!("{one}\n\n{one}\n").as_bytes())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(usage_records(one.as_bytes()).unwrap().len(), 1);
+        assert_eq!(
+            usage_records(format!("{{\"records\":[{one}]}}").as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
+        let e = usage_records(format!("{one}\n{{oops\n").as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.status, e.field.as_deref()),
+            (StatusCode::BAD_REQUEST, Some("body"))
+        );
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        assert!(usage_records(b"  ").is_err());
+        assert!(usage_records(b"42").is_err());
+    }
+
+    #[test]
+    fn repeated_query_parameters_are_refused() {
+        let e = query_args(vec![
+            ("limit".into(), "1".into()),
+            ("limit".into(), "2".into()),
+        ])
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limit"));
+        let args = query_args(vec![("agentId".into(), String::new())]).unwrap();
+        assert!(args.is_empty());
+    }
+}

@@ -1,0 +1,102 @@
+//! Budgets at rest: the `budgets` table (one row per scope) and the cost sums a budget needs.
+//! Limits are integer nano-dollars like every other amount; spent sums are integer sums.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::money::Nanos;
+use crate::time::Millis;
+use crate::wire::BudgetPeriod;
+
+/// The scope of the budget that covers every agent together.
+pub const GLOBAL: &str = "global";
+
+/// A stored budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// `GLOBAL` or an agent id.
+    pub scope: String,
+    pub limit: Nanos,
+    pub period: BudgetPeriod,
+    /// Whole percents, strictly increasing.
+    pub thresholds: Vec<u32>,
+}
+
+const COLUMNS: &str = "scope, limit_nanos, period, thresholds";
+
+fn budget_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Nanos, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn decode((scope, limit, period, thresholds): (String, Nanos, String, String)) -> Result<Budget> {
+    let period = BudgetPeriod::parse(&period).ok_or_else(|| {
+        Error::Internal(format!("budget {scope:?} has an unknown period {period:?}"))
+    })?;
+    let thresholds = serde_json::from_str(&thresholds).map_err(|e| {
+        Error::Internal(format!(
+            "budget {scope:?} has unreadable thresholds {thresholds:?}: {e}"
+        ))
+    })?;
+    Ok(Budget {
+        scope,
+        limit,
+        period,
+        thresholds,
+    })
+}
+
+/// Every budget: the global one first, then agent budgets by scope.
+pub fn list(c: &Connection) -> Result<Vec<Budget>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM budgets ORDER BY scope <> '{GLOBAL}', scope"
+    ))?;
+    let rows = stmt.query_map([], budget_of)?;
+    rows.map(|r| decode(r?)).collect()
+}
+
+/// The budget of `scope`, if one is set.
+pub fn get(c: &Connection, scope: &str) -> Result<Option<Budget>> {
+    let row = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM budgets WHERE scope = ?1"))?
+        .query_row([scope], budget_of)
+        .optional()?;
+    row.map(decode).transpose()
+}
+
+/// Create or replace the budget of `b.scope`. Returns whether one was replaced.
+pub fn put(c: &Connection, b: &Budget) -> Result<bool> {
+    let existed = get(c, &b.scope)?.is_some();
+    let thresholds = serde_json::to_string(&b.thresholds)
+        .map_err(|e| Error::Internal(format!("cannot encode thresholds: {e}")))?;
+    c.prepare_cached(
+        "INSERT INTO budgets (scope, limit_nanos, period, thresholds) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(scope) DO UPDATE SET limit_nanos = excluded.limit_nanos,
+             period = excluded.period, thresholds = excluded.thresholds",
+    )?
+    .execute(params![b.scope, b.limit, b.period.as_str(), thresholds])?;
+    Ok(existed)
+}
+
+/// Delete the budget of `scope`. Returns whether there was one.
+pub fn delete(c: &Connection, scope: &str) -> Result<bool> {
+    Ok(c.prepare_cached("DELETE FROM budgets WHERE scope = ?1")?
+        .execute([scope])?
+        > 0)
+}
+
+/// Cost of the executions in `[start, end)` within `scope` (all agents for `GLOBAL`).
+pub fn cost_between(c: &Connection, scope: &str, start: Millis, end: Millis) -> Result<Nanos> {
+    let cost = if scope == GLOBAL {
+        c.prepare_cached(
+            "SELECT COALESCE(SUM(cost), 0) FROM executions WHERE ts >= ?1 AND ts < ?2",
+        )?
+        .query_row(params![start, end], |r| r.get(0))?
+    } else {
+        c.prepare_cached(
+            "SELECT COALESCE(SUM(cost), 0) FROM executions
+             WHERE agent = (SELECT key FROM agents WHERE id = ?1) AND ts >= ?2 AND ts < ?3",
+        )?
+        .query_row(params![scope, start, end], |r| r.get(0))?
+    };
+    Ok(cost)
+}
