@@ -154,16 +154,30 @@ pub struct HttpArgs {
 
 #[derive(Debug, Clone, Copy, Args)]
 pub struct DemoArgs {
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = DemoConfig::default().agents)]
     pub agents: usize,
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = DemoConfig::default().models)]
     pub models: usize,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = DemoConfig::default().days)]
     pub days: u32,
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = DemoConfig::default().events)]
     pub events: u64,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = DemoConfig::default().seed)]
     pub seed: u64,
+    /// Leave out the labelled anomalies (a call drop, a runaway loop, an error burst, a latency
+    /// regression, a cost spike) that are injected by default.
+    #[arg(long)]
+    pub no_anomalies: bool,
+}
+
+/// The demo executions of `args` (with the labelled anomalies unless turned off).
+fn demo_executions(args: &DemoArgs, now: time::Millis) -> Vec<crate::store::Execution> {
+    let cfg: DemoConfig = (*args).into();
+    if args.no_anomalies {
+        demo::generate(&cfg, now)
+    } else {
+        demo::generate_with_anomalies(&cfg, now).executions
+    }
 }
 
 impl From<DemoArgs> for DemoConfig {
@@ -235,14 +249,35 @@ fn open(global: &Global) -> anyhow::Result<Context_> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Writing demo data to a file needs no database: don't create one as a side effect.
+    if let Command::Demo {
+        config,
+        out: Some(path),
+    } = &cli.command
+    {
+        let now = match &cli.global.now {
+            Some(s) => time::parse_rfc3339("--now", s)?,
+            None => Clock::System.now(),
+        };
+        write_demo_file(&demo_executions(config, now), path)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = open(&cli.global)?;
     match cli.command {
         Command::Serve { demo, http } => {
             if demo && ctx.dashboard.store.is_empty()? {
-                let cfg = DemoConfig::default();
+                let d = DemoConfig::default();
+                let args = DemoArgs {
+                    agents: d.agents,
+                    models: d.models,
+                    days: d.days,
+                    events: d.events,
+                    seed: d.seed,
+                    no_anomalies: false,
+                };
                 let n = ingest::insert_all(
                     &ctx.dashboard.store,
-                    demo::generate(&cfg, ctx.dashboard.now()),
+                    demo_executions(&args, ctx.dashboard.now()),
                 )?;
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
@@ -289,36 +324,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Demo { config, out } => {
-            let cfg: DemoConfig = config.into();
-            let executions = demo::generate(&cfg, ctx.dashboard.now());
-            match out {
-                Some(path) => {
-                    let mut w: Box<dyn Write> = if path == "-" {
-                        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
-                    } else {
-                        Box::new(std::io::BufWriter::new(
-                            std::fs::File::create(&path)
-                                .with_context(|| format!("cannot create {path}"))?,
-                        ))
-                    };
-                    for e in &executions {
-                        serde_json::to_writer(&mut w, &demo::to_record(e))?;
-                        w.write_all(b"\n")?;
-                    }
-                    w.flush()?;
-                    eprintln!("wrote {} demo executions to {path}", executions.len());
-                }
-                None => {
-                    let total = executions.len();
-                    let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
-                    println!(
-                        "stored {n} demo executions ({} already there) in {}",
-                        total as u64 - n,
-                        ctx.dashboard.store.path().display()
-                    );
-                }
-            }
+        Command::Demo { config, out: _ } => {
+            let executions = demo_executions(&config, ctx.dashboard.now());
+            let total = executions.len();
+            let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
+            println!(
+                "stored {n} demo executions ({} already there) in {}",
+                total as u64 - n,
+                ctx.dashboard.store.path().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Query {
@@ -525,6 +539,24 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = terminate => {}
     }
+}
+
+/// Write demo executions as JSONL to `path` (`-` for stdout).
+fn write_demo_file(executions: &[crate::store::Execution], path: &str) -> anyhow::Result<()> {
+    let mut w: Box<dyn Write> = if path == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {path}"))?,
+        ))
+    };
+    for e in executions {
+        serde_json::to_writer(&mut w, &demo::to_record(e))?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    eprintln!("wrote {} demo executions to {path}", executions.len());
+    Ok(())
 }
 
 fn print_report(r: &ImportReport, secs: f64) {
