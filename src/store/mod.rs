@@ -9,10 +9,12 @@
 pub mod budgets;
 mod ingest;
 pub mod query;
+pub mod rollup;
 mod schema;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +50,22 @@ pub struct Store {
     /// whose slow receivers lag.
     changed: watch::Sender<u64>,
     inserted: broadcast::Sender<Arc<Vec<Execution>>>,
+    /// Answer from the rollups (the default) or, for benchmarks and exactness tests, from raw
+    /// rows only.
+    rollups: AtomicBool,
+}
+
+/// A pooled read connection, and whether queries on it may use the rollups.
+pub struct Reader<'a> {
+    conn: &'a Connection,
+    pub rollups: bool,
+}
+
+impl Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
 }
 
 impl Store {
@@ -76,6 +94,7 @@ impl Store {
             generation: AtomicU64::new(0),
             changed: watch::Sender::new(0),
             inserted: broadcast::Sender::new(FEED_CAPACITY),
+            rollups: AtomicBool::new(true),
         })
     }
 
@@ -88,8 +107,14 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Answer reads from the rollups (`true`, the default) or from raw rows only (`false`: the
+    /// plain-SQL baseline of `bench` and the reference of the exactness tests).
+    pub fn set_rollups(&self, on: bool) {
+        self.rollups.store(on, Ordering::Release);
+    }
+
     /// Run `f` on a read connection from the pool.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             Some(c) => c,
             None => {
@@ -103,7 +128,10 @@ impl Store {
                 c
             }
         };
-        let out = f(&conn);
+        let out = f(&Reader {
+            conn: &conn,
+            rollups: self.rollups.load(Ordering::Acquire),
+        });
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
