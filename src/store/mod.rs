@@ -53,6 +53,8 @@ pub struct Store {
     /// Answer from the rollups (the default) or, for benchmarks and exactness tests, from raw
     /// rows only.
     rollups: AtomicBool,
+    /// The connection `data_version` asks (opened on first use).
+    watch: Mutex<Option<Connection>>,
 }
 
 /// A pooled read connection, and whether queries on it may use the rollups.
@@ -95,6 +97,7 @@ impl Store {
             changed: watch::Sender::new(0),
             inserted: broadcast::Sender::new(FEED_CAPACITY),
             rollups: AtomicBool::new(true),
+            watch: Mutex::new(None),
         })
     }
 
@@ -105,6 +108,28 @@ impl Store {
     /// The current data generation (see the field).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// SQLite's `PRAGMA data_version` seen from a connection of its own: changes whenever any
+    /// other connection (this process's writer or another process) commits. With `generation`
+    /// it tells a cache whether anything changed.
+    pub fn data_version(&self) -> Result<i64> {
+        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if watch.is_none() {
+            let c = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&c)?;
+            *watch = Some(c);
+        }
+        let c = watch.as_ref().expect("opened above");
+        Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// Does the store answer from the rollups? (See `set_rollups`.)
+    pub fn rollups(&self) -> bool {
+        self.rollups.load(Ordering::Acquire)
     }
 
     /// Answer reads from the rollups (`true`, the default) or from raw rows only (`false`: the
@@ -192,4 +217,28 @@ fn configure(c: &Connection) -> Result<()> {
     c.pragma_update(None, "cache_size", -65536)?;
     c.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_version_sees_writes_of_other_connections() {
+        let dir = std::env::temp_dir().join(format!("dv-{}", std::process::id()));
+        let path = dir.join("usage.db");
+        let a = Store::open(&path).unwrap();
+        let before = a.data_version().unwrap();
+        assert_eq!(a.data_version().unwrap(), before);
+        // Another store on the same file stands for another process.
+        let b = Store::open(&path).unwrap();
+        b.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('m')", [])?))
+            .unwrap();
+        assert_ne!(a.data_version().unwrap(), before);
+        let seen = a.data_version().unwrap();
+        a.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('n')", [])?))
+            .unwrap();
+        assert_ne!(a.data_version().unwrap(), seen);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
