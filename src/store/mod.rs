@@ -198,6 +198,14 @@ impl Store {
         }
     }
 
+    /// Move the write-ahead log into the database file and truncate it (so the file size is the
+    /// store's size).
+    pub fn checkpoint(&self) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Is the database reachable? (A trivial query on a pooled read connection.)
     pub fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))

@@ -135,6 +135,13 @@ fn where_clause(c: &Connection, w: &Window, f: &Filter) -> Result<Option<(String
     Ok(Some((sql, params)))
 }
 
+/// The ids of the first `n` agents stored.
+pub fn first_agent_ids(c: &Connection, n: u32) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached("SELECT id FROM agents ORDER BY key LIMIT ?1")?;
+    let ids = stmt.query_map([n], |r| r.get(0))?;
+    Ok(ids.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn execution_count(c: &Connection) -> Result<i64> {
     Ok(c.query_row("SELECT COUNT(*) FROM executions", [], |r| r.get(0))?)
 }
