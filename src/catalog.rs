@@ -11,9 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::cache::Key;
 use crate::dashboard::Dashboard;
 use crate::error::{Error, Result};
 use crate::input::parse_args;
+use crate::time::Clock;
 use crate::wire::*;
 
 /// One tool of the catalog.
@@ -254,5 +256,30 @@ pub fn call(
     if spec.write && !allow_writes {
         return Err(CallError::WritesDisabled(name.to_owned()));
     }
-    Ok((spec.run)(d, args)?)
+    if spec.write {
+        return Ok((spec.run)(d, args)?);
+    }
+    // Read tools go through the result cache (see `cache` for what the key holds and why).
+    let now = d.now();
+    let fixed_window = matches!(
+        spec.name,
+        "dashboard_get_models" | "dashboard_get_timeline" | "dashboard_get_executions"
+    ) && args
+        .as_ref()
+        .and_then(|a| a.get("end"))
+        .is_some_and(|e| !e.is_null());
+    let key = Key {
+        tool: spec.name,
+        args: Key::canonical(args.as_ref()),
+        now: (!fixed_window).then_some(now),
+        generation: d.store.generation(),
+        data_version: d.store.data_version()?,
+        rollups: d.store.rollups(),
+    };
+    // The answer is computed for exactly the `now` of its key.
+    let pinned = Dashboard {
+        clock: Clock::Fixed(now),
+        ..d.clone()
+    };
+    Ok(d.cache.get_or_run(key, || (spec.run)(&pinned, args))?)
 }

@@ -91,6 +91,24 @@ pub enum Command {
         #[arg(long)]
         compact: bool,
     },
+    /// Build the SPEC §6 reference dataset and measure import, storage, every read tool at every
+    /// timeframe (uncached, cached, raw SQL), peak RSS and stdio cold start.
+    Bench {
+        /// Executions in the dataset (SPEC §6: 10,000,000).
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Timed calls per tool and timeframe.
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// Timed calls per tool and timeframe of the raw-SQL baseline (0 skips it).
+        #[arg(long, default_value_t = 3)]
+        raw_iterations: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List, set or remove spending budgets (your own shell: no --allow-writes needed).
     Budget {
         #[command(subcommand)]
@@ -262,6 +280,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         write_demo_file(&demo_executions(config, now), path)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Bench {
+        events,
+        iterations,
+        raw_iterations,
+        seed,
+        json,
+    } = cli.command
+    {
+        // The benchmark owns its database: `--db` (built when empty, else reused) or a fresh
+        // file in the temporary directory named after the size.
+        let db = cli.global.db.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("dashboard-mcp-bench-{events}.db"))
+        });
+        let cfg = crate::bench::BenchConfig {
+            events,
+            db,
+            seed,
+            iterations,
+            raw_iterations,
+            exe: std::env::current_exe().ok(),
+        };
+        let report = crate::bench::run(&cfg, &mut |m| eprintln!("bench: {m}"))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = open(&cli.global)?;
     match cli.command {
         Command::Serve { demo, http } => {
@@ -371,6 +418,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(CallError::Tool(e)) => Err(e.into()),
             }
         }
+        Command::Bench { .. } => unreachable!("handled before opening the store"),
         Command::Budget { command } => match budget(&ctx.dashboard, command) {
             Err(e) if e.is_invalid_input() => {
                 eprintln!("error: {e}");

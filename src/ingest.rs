@@ -400,6 +400,7 @@ fn write_batch(
             Err(reason) => reject(report, *line, reason),
         }
     }
+    ins.finish()?;
     Ok(inserted)
 }
 
@@ -550,6 +551,7 @@ pub fn insert_all(store: &Store, executions: impl IntoIterator<Item = Execution>
                     *new = true;
                 }
             }
+            ins.finish()?;
             Ok(inserted)
         })?;
         if store.wants_executions() {

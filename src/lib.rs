@@ -2,6 +2,8 @@
 //! API and a CLI. See ARCHITECTURE.md for the map.
 
 pub mod anomaly;
+pub mod bench;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod dashboard;

@@ -8,12 +8,11 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, Days, Months, NaiveDate};
-use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::money::{self, to_usd, Nanos, NANOS_PER_USD};
 use crate::store::budgets::{self as b, GLOBAL};
-use crate::store::Budget;
+use crate::store::{Budget, Reader};
 use crate::time::{format_utc, Millis, Zone, DAY};
 use crate::wire::{
     AgentBudgetStatus, BudgetAction, BudgetEntry, BudgetPeriod, BudgetState, BudgetsInput,
@@ -100,7 +99,7 @@ pub struct Evaluated {
 
 impl Evaluated {
     /// Evaluate `budget` at `now`, its periods following `zone`.
-    pub fn at(c: &Connection, zone: &Zone, budget: Budget, now: Millis) -> Result<Evaluated> {
+    pub fn at(c: &Reader<'_>, zone: &Zone, budget: Budget, now: Millis) -> Result<Evaluated> {
         let (start, end) = period_bounds(zone, budget.period, now);
         let spent = b::cost_between(c, &budget.scope, start, now)?;
         let trailing = if is_early(start, end, now) {
@@ -322,7 +321,7 @@ impl Dashboard {
     /// budget, `total_spent` is `window_cost`, the limit and percentage null, and on track.
     pub(super) fn overview_budget_status(
         &self,
-        c: &Connection,
+        c: &Reader<'_>,
         now: Millis,
         agent: Option<&str>,
         window_cost: Nanos,
@@ -361,7 +360,7 @@ impl Dashboard {
     /// The own budgets of the agents `ids`, evaluated at `now`, by agent id.
     pub(super) fn agent_budgets(
         &self,
-        c: &Connection,
+        c: &Reader<'_>,
         now: Millis,
         ids: &[&str],
     ) -> Result<HashMap<String, Evaluated>> {

@@ -17,6 +17,7 @@ pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLD
 
 use serde::Serialize;
 
+use crate::cache::ResultCache;
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::input::check_range;
@@ -31,17 +32,24 @@ pub const MAX_RECORDS_PER_CALL: usize = 10_000;
 /// The largest `offset` accepted.
 const MAX_OFFSET: u64 = 1_000_000_000;
 
-/// Shared state of every handler: the store, the clock and the time zone.
+/// Shared state of every handler: the store, the clock, the time zone and the result cache of
+/// the read tools (`catalog::call` uses it).
 #[derive(Clone)]
 pub struct Dashboard {
     pub store: Arc<Store>,
     pub clock: Clock,
     pub zone: Zone,
+    pub cache: Arc<ResultCache>,
 }
 
 impl Dashboard {
     pub fn new(store: Arc<Store>, clock: Clock, zone: Zone) -> Self {
-        Dashboard { store, clock, zone }
+        Dashboard {
+            store,
+            clock,
+            zone,
+            cache: Arc::new(ResultCache::default()),
+        }
     }
 
     pub fn now(&self) -> Millis {

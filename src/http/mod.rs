@@ -220,10 +220,19 @@ async fn healthz(State(st): State<AppState>) -> Response {
         tokio::task::spawn_blocking(move || store.ping()).await,
         Ok(Ok(()))
     );
+    let cache = st.server.dashboard().cache.stats();
+    let lookups = cache.hits + cache.misses + cache.coalesced;
     let body = serde_json::json!({
         "status": if reachable { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
         "database": if reachable { "ok" } else { "unreachable" },
+        "cache": {
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "coalesced": cache.coalesced,
+            "entries": cache.entries,
+            "hitRate": (lookups > 0).then(|| (cache.hits + cache.coalesced) as f64 / lookups as f64),
+        },
     });
     let status = if reachable {
         axum::http::StatusCode::OK

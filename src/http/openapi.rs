@@ -249,7 +249,18 @@ fn health_schema() -> Value {
         "properties": {
             "status": { "enum": ["ok", "unavailable"] },
             "version": { "type": "string" },
-            "database": { "enum": ["ok", "unreachable"] }
+            "database": { "enum": ["ok", "unreachable"] },
+            "cache": {
+                "description": "The read tools' result cache since start: answers served from it (hits, and calls that shared an identical call in flight: coalesced), queries run (misses), entries held, and the share of calls served without a query (null before any call).",
+                "type": "object",
+                "properties": {
+                    "hits": { "type": "integer" },
+                    "misses": { "type": "integer" },
+                    "coalesced": { "type": "integer" },
+                    "entries": { "type": "integer" },
+                    "hitRate": { "type": ["number", "null"] }
+                }
+            }
         }
     })
 }

@@ -5,7 +5,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::money::Nanos;
-use crate::time::Millis;
+use crate::time::{Millis, Window};
+
+use super::query::{self, Filter};
+use super::Reader;
 use crate::wire::BudgetPeriod;
 
 /// The scope of the budget that covers every agent together.
@@ -84,8 +87,21 @@ pub fn delete(c: &Connection, scope: &str) -> Result<bool> {
         > 0)
 }
 
-/// Cost of the executions in `[start, end)` within `scope` (all agents for `GLOBAL`).
-pub fn cost_between(c: &Connection, scope: &str, start: Millis, end: Millis) -> Result<Nanos> {
+/// Cost of the executions in `[start, end)` within `scope` (all agents for `GLOBAL`), from the
+/// rollups where the reader may.
+pub fn cost_between(c: &Reader<'_>, scope: &str, start: Millis, end: Millis) -> Result<Nanos> {
+    if c.rollups {
+        let f = Filter {
+            agent: (scope != GLOBAL).then(|| scope.to_owned()),
+            model: None,
+        };
+        return Ok(query::totals(c, &Window { start, end }, &f)?.cost);
+    }
+    raw_cost_between(c, scope, start, end)
+}
+
+/// `cost_between` by plain SQL over raw rows.
+pub fn raw_cost_between(c: &Connection, scope: &str, start: Millis, end: Millis) -> Result<Nanos> {
     let cost = if scope == GLOBAL {
         c.prepare_cached(
             "SELECT COALESCE(SUM(cost), 0) FROM executions WHERE ts >= ?1 AND ts < ?2",

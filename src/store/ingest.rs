@@ -8,6 +8,8 @@ use crate::error::Result;
 use crate::money::Nanos;
 use crate::time::Millis;
 
+use super::rollup::Pending;
+
 /// A validated execution, ready to store (see `ingest` for where it comes from).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Execution {
@@ -38,11 +40,13 @@ pub enum InsertOutcome {
     Duplicate,
 }
 
-/// Inserts executions into one transaction, remembering the agent and model keys it has seen.
+/// Inserts executions into one transaction, remembering the agent and model keys it has seen and
+/// counting what the rollups gain; `finish` writes those before the transaction commits.
 pub struct Inserter<'t> {
     tx: &'t Transaction<'t>,
     agents: HashMap<String, (i64, Option<String>)>,
     models: HashMap<String, i64>,
+    rollups: Pending,
 }
 
 impl<'t> Inserter<'t> {
@@ -51,7 +55,13 @@ impl<'t> Inserter<'t> {
             tx,
             agents: HashMap::new(),
             models: HashMap::new(),
+            rollups: Pending::default(),
         }
+    }
+
+    /// Add what was inserted to the rollups. Must be called before the transaction commits.
+    pub fn finish(mut self) -> Result<()> {
+        self.rollups.flush(self.tx)
     }
 
     pub fn insert(&mut self, e: &Execution) -> Result<InsertOutcome> {
@@ -87,6 +97,7 @@ impl<'t> Inserter<'t> {
         if inserted == 0 {
             return Ok(InsertOutcome::Duplicate);
         }
+        self.rollups.add(e, agent, model);
         if let Some(name) = &e.agent_name {
             let cached = self
                 .agents

@@ -9,11 +9,13 @@
 pub mod budgets;
 mod ingest;
 pub mod query;
+pub mod rollup;
 mod schema;
 pub mod series;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +52,24 @@ pub struct Store {
     /// whose slow receivers lag.
     changed: watch::Sender<u64>,
     inserted: broadcast::Sender<Arc<Vec<Execution>>>,
+    /// Answer from the rollups (the default) or, for benchmarks and exactness tests, from raw
+    /// rows only.
+    rollups: AtomicBool,
+    /// The connection `data_version` asks (opened on first use).
+    watch: Mutex<Option<Connection>>,
+}
+
+/// A pooled read connection, and whether queries on it may use the rollups.
+pub struct Reader<'a> {
+    conn: &'a Connection,
+    pub rollups: bool,
+}
+
+impl Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
 }
 
 impl Store {
@@ -78,6 +98,8 @@ impl Store {
             generation: AtomicU64::new(0),
             changed: watch::Sender::new(0),
             inserted: broadcast::Sender::new(FEED_CAPACITY),
+            rollups: AtomicBool::new(true),
+            watch: Mutex::new(None),
         })
     }
 
@@ -90,8 +112,36 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// SQLite's `PRAGMA data_version` seen from a connection of its own: changes whenever any
+    /// other connection (this process's writer or another process) commits. With `generation`
+    /// it tells a cache whether anything changed.
+    pub fn data_version(&self) -> Result<i64> {
+        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if watch.is_none() {
+            let c = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&c)?;
+            *watch = Some(c);
+        }
+        let c = watch.as_ref().expect("opened above");
+        Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// Does the store answer from the rollups? (See `set_rollups`.)
+    pub fn rollups(&self) -> bool {
+        self.rollups.load(Ordering::Acquire)
+    }
+
+    /// Answer reads from the rollups (`true`, the default) or from raw rows only (`false`: the
+    /// plain-SQL baseline of `bench` and the reference of the exactness tests).
+    pub fn set_rollups(&self, on: bool) {
+        self.rollups.store(on, Ordering::Release);
+    }
+
     /// Run `f` on a read connection from the pool.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             Some(c) => c,
             None => {
@@ -105,7 +155,10 @@ impl Store {
                 c
             }
         };
-        let out = f(&conn);
+        let out = f(&Reader {
+            conn: &conn,
+            rollups: self.rollups.load(Ordering::Acquire),
+        });
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
@@ -147,6 +200,14 @@ impl Store {
         }
     }
 
+    /// Move the write-ahead log into the database file and truncate it (so the file size is the
+    /// store's size).
+    pub fn checkpoint(&self) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Is the database reachable? (A trivial query on a pooled read connection.)
     pub fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
@@ -166,4 +227,28 @@ fn configure(c: &Connection) -> Result<()> {
     c.pragma_update(None, "cache_size", -65536)?;
     c.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_version_sees_writes_of_other_connections() {
+        let dir = std::env::temp_dir().join(format!("dv-{}", std::process::id()));
+        let path = dir.join("usage.db");
+        let a = Store::open(&path).unwrap();
+        let before = a.data_version().unwrap();
+        assert_eq!(a.data_version().unwrap(), before);
+        // Another store on the same file stands for another process.
+        let b = Store::open(&path).unwrap();
+        b.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('m')", [])?))
+            .unwrap();
+        assert_ne!(a.data_version().unwrap(), before);
+        let seen = a.data_version().unwrap();
+        a.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('n')", [])?))
+            .unwrap();
+        assert_ne!(a.data_version().unwrap(), seen);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -51,10 +51,81 @@ const MIGRATIONS: &[&str] = &[
         thresholds  TEXT NOT NULL
     );
     "#,
+    // 3: rollups, kept by the write path in the same transaction as the rows they sum
+    // (`store::rollup`). Hour = ts / 3,600,000 and day = ts / 86,400,000 (UTC; ts >= 0). Sums per
+    // agent x model; latency histograms per agent, and for all agents together under agent 0
+    // (agent keys start at 1), counting durations per log-spaced bucket (`latency_bucket`).
+    // Back-filled here from the executions already stored.
+    r#"
+    CREATE TABLE rollup_hour (
+        hour               INTEGER NOT NULL,
+        agent              INTEGER NOT NULL,
+        model              INTEGER NOT NULL,
+        calls              INTEGER NOT NULL,
+        errors             INTEGER NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        cache_read_tokens  INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost               INTEGER NOT NULL,
+        timed              INTEGER NOT NULL,
+        duration_sum       REAL NOT NULL,
+        PRIMARY KEY (hour, agent, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_day (
+        day                INTEGER NOT NULL,
+        agent              INTEGER NOT NULL,
+        model              INTEGER NOT NULL,
+        calls              INTEGER NOT NULL,
+        errors             INTEGER NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        cache_read_tokens  INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost               INTEGER NOT NULL,
+        timed              INTEGER NOT NULL,
+        duration_sum       REAL NOT NULL,
+        PRIMARY KEY (day, agent, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE latency_hour (
+        hour   INTEGER NOT NULL,
+        agent  INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (agent, hour, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE latency_day (
+        day    INTEGER NOT NULL,
+        agent  INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (agent, day, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO rollup_hour
+        SELECT ts / 3600000, agent, model, COUNT(*), SUM(success = 0), SUM(prompt_tokens),
+               SUM(completion_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost),
+               COUNT(duration_ms), COALESCE(SUM(duration_ms), 0.0)
+        FROM executions GROUP BY 1, 2, 3;
+    INSERT INTO rollup_day
+        SELECT ts / 86400000, agent, model, COUNT(*), SUM(success = 0), SUM(prompt_tokens),
+               SUM(completion_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost),
+               COUNT(duration_ms), COALESCE(SUM(duration_ms), 0.0)
+        FROM executions GROUP BY 1, 2, 3;
+    INSERT INTO latency_hour
+        SELECT ts / 3600000, agent, latency_bucket(duration_ms), COUNT(*)
+        FROM executions WHERE duration_ms IS NOT NULL GROUP BY 1, 2, 3;
+    INSERT INTO latency_hour
+        SELECT hour, 0, bucket, SUM(n) FROM latency_hour GROUP BY hour, bucket;
+    INSERT INTO latency_day
+        SELECT hour / 24, agent, bucket, SUM(n) FROM latency_hour GROUP BY 1, 2, 3;
+    "#,
 ];
 
 /// Bring the schema up to date. A database newer than this binary is refused.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
+    // Migration 3 back-fills latency histograms with the very bucket function the write path
+    // uses, so both agree to the bit.
+    super::rollup::register_functions(conn)?;
     let current: usize =
         conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {
@@ -91,5 +162,98 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v as usize, latest_version());
+    }
+
+    fn execution(i: i64) -> super::super::Execution {
+        super::super::Execution {
+            id: format!("e{i}"),
+            ts: 1_790_000_000_000 + i * 1_234_567,
+            agent_id: format!("a{}", i % 3),
+            agent_name: None,
+            model: format!("m{}", i % 2),
+            prompt_tokens: i,
+            completion_tokens: 2 * i,
+            cache_read_tokens: i % 5,
+            cache_write_tokens: i % 7,
+            cost: 1_000 * i,
+            duration_ms: (i % 4 != 0).then_some(i as f64 * 10.5),
+            success: i % 6 != 0,
+            error: None,
+            status_code: None,
+            session_id: None,
+            task_type: None,
+            metadata: None,
+        }
+    }
+
+    fn rollup_rows(c: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
+        let mut out = Vec::new();
+        for table in ["rollup_hour", "rollup_day", "latency_hour", "latency_day"] {
+            let mut stmt = c
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+                .unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..n)
+                        .map(|i| r.get(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap();
+            out.extend(rows.map(|r| r.unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn backfill_matches_the_write_path() {
+        let execs: Vec<_> = (0..500).map(execution).collect();
+        // A database of schema version 2 holding executions, then migrated.
+        let mut old = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            old.execute_batch(sql).unwrap();
+        }
+        old.pragma_update(None, "user_version", 2).unwrap();
+        old.execute_batch(
+            "INSERT INTO agents (id) VALUES ('a0'), ('a1'), ('a2');
+             INSERT INTO models (name) VALUES ('m0'), ('m1');",
+        )
+        .unwrap();
+        for e in &execs {
+            old.execute(
+                "INSERT INTO executions (id, ts, agent, model, prompt_tokens, completion_tokens,
+                   cache_read_tokens, cache_write_tokens, cost, duration_ms, success)
+                 VALUES (?1, ?2, (SELECT key FROM agents WHERE id = ?3),
+                   (SELECT key FROM models WHERE name = ?4), ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                rusqlite::params![
+                    e.id,
+                    e.ts,
+                    e.agent_id,
+                    e.model,
+                    e.prompt_tokens,
+                    e.completion_tokens,
+                    e.cache_read_tokens,
+                    e.cache_write_tokens,
+                    e.cost,
+                    e.duration_ms,
+                    e.success
+                ],
+            )
+            .unwrap();
+        }
+        migrate(&mut old).unwrap();
+        // The same executions through the write path of a new database.
+        let mut new = Connection::open_in_memory().unwrap();
+        migrate(&mut new).unwrap();
+        let tx = new.transaction().unwrap();
+        let mut ins = super::super::Inserter::new(&tx);
+        for e in &execs {
+            ins.insert(e).unwrap();
+        }
+        ins.finish().unwrap();
+        tx.commit().unwrap();
+        let rows = rollup_rows(&new);
+        assert!(rows.len() > 500, "{}", rows.len());
+        assert_eq!(rollup_rows(&old), rows);
     }
 }
