@@ -1,12 +1,12 @@
 //! Wire types of `dashboard_get_anomalies` and the overview's anomaly counts.
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::input::{lenient_string, lenient_u64};
 use crate::string_enum;
 
-use super::{Pagination, Period, Timeframe, WindowArgs};
+use super::{windowed_input, Pagination, Period};
 
 string_enum! {
     /// How far from usual an anomaly is: low (score ≥ 3), medium (≥ 5), high (≥ 8), critical (≥ 12).
@@ -24,18 +24,8 @@ string_enum! {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AnomaliesInput {
-    /// hour | day (default) | week | month | quarter.
-    #[serde(default)]
-    pub timeframe: Option<Timeframe>,
-    /// Custom window start, RFC 3339.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub end: Option<String>,
+windowed_input! {
+    pub struct AnomaliesInput {
     /// Minimum severity (default low: all).
     #[serde(default)]
     pub severity: Option<Severity>,
@@ -52,15 +42,6 @@ pub struct AnomaliesInput {
     /// Anomalies to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
     pub offset: Option<u64>,
-}
-
-impl AnomaliesInput {
-    pub fn window_args(&self) -> WindowArgs {
-        WindowArgs {
-            timeframe: self.timeframe,
-            start: self.start.clone(),
-            end: self.end.clone(),
-        }
     }
 }
 

@@ -75,11 +75,28 @@ pub struct WindowArgs {
     pub end: Option<String>,
 }
 
-macro_rules! window_args {
-    ($t:ty) => {
-        impl $t {
-            pub fn window_args(&self) -> WindowArgs {
-                WindowArgs {
+/// Declares a read tool's input: the window fields every read tool shares (`timeframe`, `start`,
+/// `end`), then the tool's own fields; and `window_args()` to resolve the window from them.
+macro_rules! windowed_input {
+    (pub struct $name:ident { $($fields:tt)* }) => {
+        #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            /// hour | day (default) | week | month (30 d) | quarter (90 d), ending at `end`.
+            #[serde(default)]
+            pub timeframe: Option<$crate::wire::Timeframe>,
+            /// Custom window start, RFC 3339 (overrides timeframe).
+            #[serde(default, deserialize_with = "crate::input::lenient_string")]
+            pub start: Option<String>,
+            /// Custom window end, RFC 3339, exclusive (default now).
+            #[serde(default, deserialize_with = "crate::input::lenient_string")]
+            pub end: Option<String>,
+            $($fields)*
+        }
+
+        impl $name {
+            pub fn window_args(&self) -> $crate::wire::WindowArgs {
+                $crate::wire::WindowArgs {
                     timeframe: self.timeframe,
                     start: self.start.clone(),
                     end: self.end.clone(),
@@ -88,37 +105,18 @@ macro_rules! window_args {
         }
     };
 }
+pub(crate) use windowed_input;
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OverviewInput {
-    /// Rolling window ending at `end` (default now): hour, day (default), week, month (30 d), quarter (90 d).
-    #[serde(default)]
-    pub timeframe: Option<Timeframe>,
-    /// Custom window start, RFC 3339 (overrides timeframe).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive; default now).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub end: Option<String>,
+windowed_input! {
+    pub struct OverviewInput {
     /// Only this agent.
     #[serde(default, deserialize_with = "lenient_string")]
     pub agent_id: Option<String>,
+    }
 }
-window_args!(OverviewInput);
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AgentsInput {
-    /// hour | day (default) | week | month | quarter.
-    #[serde(default)]
-    pub timeframe: Option<Timeframe>,
-    /// Custom window start, RFC 3339.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub end: Option<String>,
+windowed_input! {
+    pub struct AgentsInput {
     /// Page size, 1..1000 (default 10).
     #[serde(default, deserialize_with = "lenient_u64")]
     #[schemars(range(min = 1, max = 1000))]
@@ -132,21 +130,11 @@ pub struct AgentsInput {
     /// desc (default) or asc.
     #[serde(default)]
     pub order: Option<SortOrder>,
+    }
 }
-window_args!(AgentsInput);
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ModelsInput {
-    /// hour | day (default) | week | month | quarter.
-    #[serde(default)]
-    pub timeframe: Option<Timeframe>,
-    /// Custom window start, RFC 3339.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub end: Option<String>,
+windowed_input! {
+    pub struct ModelsInput {
     /// Only this agent.
     #[serde(default, deserialize_with = "lenient_string")]
     pub agent_id: Option<String>,
@@ -157,21 +145,11 @@ pub struct ModelsInput {
     /// Models to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
     pub offset: Option<u64>,
+    }
 }
-window_args!(ModelsInput);
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TimelineInput {
-    /// hour | day (default) | week | month | quarter.
-    #[serde(default)]
-    pub timeframe: Option<Timeframe>,
-    /// Custom window start, RFC 3339.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub end: Option<String>,
+windowed_input! {
+    pub struct TimelineInput {
     /// Bucket size: minute (windows up to 6 h), hour (default up to 48 h), day.
     #[serde(default)]
     pub granularity: Option<GranularityName>,
@@ -187,21 +165,11 @@ pub struct TimelineInput {
     /// Split each point by the window's top 10 agents or models plus "other".
     #[serde(default)]
     pub breakdown: Option<BreakdownBy>,
+    }
 }
-window_args!(TimelineInput);
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExecutionsInput {
-    /// hour | day (default) | week | month | quarter.
-    #[serde(default)]
-    pub timeframe: Option<Timeframe>,
-    /// Custom window start, RFC 3339.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub start: Option<String>,
-    /// Custom window end, RFC 3339 (exclusive). Pin it to page through a window that does not move.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub end: Option<String>,
+windowed_input! {
+    pub struct ExecutionsInput {
     /// Only this agent.
     #[serde(default, deserialize_with = "lenient_string")]
     pub agent_id: Option<String>,
@@ -218,8 +186,8 @@ pub struct ExecutionsInput {
     /// Executions to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
     pub offset: Option<u64>,
+    }
 }
-window_args!(ExecutionsInput);
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
