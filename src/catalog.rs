@@ -244,7 +244,9 @@ pub fn call(
     name: &str,
     args: Option<Map<String, Value>>,
 ) -> std::result::Result<Value, CallError> {
-    let specs = specs();
+    // Built once: every tool call goes through here.
+    static SPECS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(specs);
+    let specs = &*SPECS;
     let Some(spec) = specs.iter().find(|s| s.name == name) else {
         let names: Vec<&str> = specs
             .iter()

@@ -98,7 +98,8 @@ pub(crate) const TOTALS_COLUMNS: &str = "COUNT(*), COALESCE(SUM(e.success = 0), 
     COALESCE(SUM(e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens), 0),
     COALESCE(SUM(e.cost), 0), COUNT(e.duration_ms), COALESCE(SUM(e.duration_ms), 0.0)";
 
-fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Totals> {
+/// The six columns of `TOTALS_COLUMNS` (or the rollups' equivalent) from column `i` on.
+pub(crate) fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Totals> {
     Ok(Totals {
         calls: r.get(i)?,
         errors: r.get(i + 1)?,

@@ -20,7 +20,7 @@ use rusqlite::{params, params_from_iter, Connection, Transaction};
 use crate::error::Result;
 use crate::time::{Millis, Window, DAY, HOUR};
 
-use super::query::{Totals, TOTALS_COLUMNS};
+use super::query::{totals_at, Totals, TOTALS_COLUMNS};
 
 /// Histogram buckets per doubling of the duration.
 const BUCKETS_PER_OCTAVE: f64 = 50.0;
@@ -281,17 +281,6 @@ impl By {
 const ROLLUP_COLUMNS: &str = "COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0),
     COALESCE(SUM(prompt_tokens + completion_tokens + cache_read_tokens + cache_write_tokens), 0),
     COALESCE(SUM(cost), 0), COALESCE(SUM(timed), 0), COALESCE(SUM(duration_sum), 0.0)";
-
-fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Totals> {
-    Ok(Totals {
-        calls: r.get(i)?,
-        errors: r.get(i + 1)?,
-        tokens: r.get(i + 2)?,
-        cost: r.get(i + 3)?,
-        timed: r.get(i + 4)?,
-        duration_sum: r.get(i + 5)?,
-    })
-}
 
 fn filter_sql(prefix: &str, k: &Keys, params: &mut Vec<Value>) -> String {
     let mut sql = String::new();
