@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use dashboard_mcp::anomaly::{AgentSeries, Scope, HISTORY};
 use dashboard_mcp::demo::{self, DemoConfig};
-use dashboard_mcp::store::{series::agent_hours, Execution, HourStats, Store};
+use dashboard_mcp::store::series::{agent_hours, HourSums};
+use dashboard_mcp::store::{Execution, Store};
 use dashboard_mcp::time::{parse_rfc3339, Clock, Millis, Window, Zone, DAY, HOUR};
 use dashboard_mcp::wire::{AnomaliesInput, OverviewInput, Severity, Timeframe};
 use dashboard_mcp::{ingest, Dashboard};
@@ -93,9 +94,8 @@ fn speed(events: u64) {
         zone: Zone::default(),
     };
     let mut found = 0;
-    for run in rows.chunk_by(|a, b| a.agent_id == b.agent_id) {
-        let sparse: Vec<_> = run.iter().map(|r| (r.hour, r.stats)).collect();
-        if let Some(s) = AgentSeries::from_sparse(&sparse, w.end) {
+    for run in &rows {
+        if let Some(s) = AgentSeries::from_sparse(&run.hours, w.end) {
             found += s.detect(&scope).len();
         }
     }
@@ -106,7 +106,7 @@ fn speed(events: u64) {
          ({} agent-hours from SQL in {sql:.0} ms, detector {detect:.0} ms, {found} anomalies)",
         total[2],
         total[4],
-        rows.len()
+        rows.iter().map(|r| r.hours.len()).sum::<usize>()
     );
     let mut day = Vec::new();
     for _ in 0..5 {
@@ -124,34 +124,21 @@ fn speed(events: u64) {
 /// Hourly sums per agent, as `store::series` computes them (tests/anomalies.rs holds the two
 /// to each other), so that many seeds can be judged without a database.
 fn aggregate(executions: &[Execution], end: Millis) -> BTreeMap<String, AgentSeries> {
-    let mut by_agent: BTreeMap<String, BTreeMap<Millis, HourStats>> = BTreeMap::new();
+    let mut by_agent: BTreeMap<String, BTreeMap<Millis, HourSums>> = BTreeMap::new();
     for e in executions {
-        let s = by_agent
+        let tokens =
+            e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens;
+        by_agent
             .entry(e.agent_id.clone())
             .or_default()
             .entry(e.ts.div_euclid(HOUR) * HOUR)
-            .or_default();
-        let tokens =
-            e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens;
-        s.calls += 1;
-        s.errors += i64::from(!e.success);
-        s.tokens += tokens;
-        s.cost += e.cost;
-        s.cost_sq_sum += (e.cost as f64).powi(2);
-        s.tokens_sq_sum += (tokens as f64).powi(2);
-        s.max_cost = s.max_cost.max(e.cost);
-        s.max_tokens = s.max_tokens.max(tokens);
-        if let (true, Some(d)) = (e.success, e.duration_ms) {
-            s.ok_timed += 1;
-            s.ok_duration_sum += d;
-            s.ok_duration_sq_sum += d * d;
-            s.ok_duration_max = s.ok_duration_max.max(d);
-        }
+            .or_default()
+            .add(e.success, tokens, e.cost, e.duration_ms);
     }
     by_agent
         .into_iter()
         .map(|(a, hours)| {
-            let rows: Vec<_> = hours.into_iter().collect();
+            let rows: Vec<_> = hours.into_iter().map(|(t, s)| (t, s.stats())).collect();
             (a, AgentSeries::from_sparse(&rows, end).unwrap())
         })
         .collect()

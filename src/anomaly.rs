@@ -167,36 +167,6 @@ pub fn is_weekend(zone: &Zone, t: Millis) -> bool {
     zone.date_of(t).weekday().number_from_monday() >= 6
 }
 
-/// The expected value of `metric`: the median of its reference values.
-pub fn expected(metric: Metric, reference: &[HourStats]) -> f64 {
-    median(
-        &reference
-            .iter()
-            .filter_map(|s| value(metric, s))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// The sums of several hours as one.
-pub fn pooled(hours: &[HourStats]) -> HourStats {
-    let mut p = HourStats::default();
-    for s in hours {
-        p.calls += s.calls;
-        p.errors += s.errors;
-        p.tokens += s.tokens;
-        p.cost += s.cost;
-        p.cost_sq_sum += s.cost_sq_sum;
-        p.tokens_sq_sum += s.tokens_sq_sum;
-        p.max_cost = p.max_cost.max(s.max_cost);
-        p.max_tokens = p.max_tokens.max(s.max_tokens);
-        p.ok_timed += s.ok_timed;
-        p.ok_duration_sum += s.ok_duration_sum;
-        p.ok_duration_sq_sum += s.ok_duration_sq_sum;
-        p.ok_duration_max = p.ok_duration_max.max(s.ok_duration_max);
-    }
-    p
-}
-
 /// What one hour of one metric is judged against.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Model {
@@ -217,18 +187,17 @@ pub struct Model {
 }
 
 impl Model {
-    /// The model of `metric` for `current` from its reference hours and the trailing `week`
+    /// The model of `metric` for `current` from its reference values and the trailing `week`
     /// (every hour of it: the size of one call does not follow the hour of day, so its moments
-    /// are pooled over all of them). `reference` must hold at least one hour with a value.
+    /// are pooled over all of them). `reference` must hold at least one value.
     pub fn new(
         metric: Metric,
-        reference: &[HourStats],
+        reference: &[f64],
         week: &[HourStats],
         current: &HourStats,
     ) -> Model {
-        let expected = expected(metric, reference);
-        let values: Vec<f64> = reference.iter().filter_map(|s| value(metric, s)).collect();
-        let spread = MAD_TO_SIGMA * mad(&values, median(&values));
+        let expected = median(reference);
+        let spread = MAD_TO_SIGMA * mad(reference, expected);
         Model::with_expected(metric, expected, spread, week, current)
     }
 
@@ -404,6 +373,21 @@ pub struct Finding {
     pub stats: HourStats,
 }
 
+/// Whether each of `n` hours from `start` falls on a weekend in `zone`.
+pub fn weekends(zone: &Zone, start: Millis, n: usize) -> Vec<bool> {
+    (0..n as i64)
+        .map(|i| is_weekend(zone, start + i * HOUR))
+        .collect()
+}
+
+/// What judging a series needs beside its hours (`AgentSeries::context`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    weekend: Vec<bool>,
+    calls: Vec<i64>,
+    errors: Vec<i64>,
+}
+
 /// Where the detector looks, up to when the data is complete, and whose calendar it follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scope {
@@ -454,69 +438,111 @@ impl AgentSeries {
         &self.hours[i.saturating_sub(TRAILING_HOURS)..i]
     }
 
-    /// The reference of hour `i`, only entries with a value. For the error rate: each of the
-    /// previous `HISTORY_DAYS` days (the 24 hours before the hour, then the 24 before those…)
-    /// pooled into one entry, at least one of them; failures are rare, so few single hours have
-    /// enough calls for a rate, and the rate follows the hour of day little. A burst moves one
-    /// day's rate, not the median of the days. For the other metrics: the same hour on each of the
-    /// previous `HISTORY_DAYS` days of the same kind (weekdays for a weekday hour, weekend days
-    /// for a weekend hour) when there are `MIN_SEASONAL` (`MIN_SEASONAL_WEEKEND`) of them;
-    /// else the same hour on each previous day when at least `MIN_SEASONAL` have a value; else
-    /// the trailing week's hours when at least `MIN_TRAILING` do; else none.
-    pub fn reference(&self, i: usize, metric: Metric, weekend: &[bool]) -> Option<Vec<HourStats>> {
-        let per_day = (DAY / HOUR) as isize;
+    /// The reference values of `metric` for hour `i` (see `reference_into`).
+    pub fn reference(&self, i: usize, metric: Metric, ctx: &Context) -> Option<Vec<f64>> {
+        let mut out = Vec::new();
+        self.reference_into(i, metric, ctx, &mut out).then_some(out)
+    }
+
+    /// Put the reference values of `metric` for hour `i` into `out` (cleared first); `false`
+    /// when there is too little history for a baseline. For the error rate: the rates of each of
+    /// the previous `HISTORY_DAYS` days (the 24 hours before the hour, then the 24 before
+    /// those…), the days with enough calls for a rate, at least one of them; failures are rare,
+    /// so few single hours have enough calls for a rate, and the rate follows the hour of day
+    /// little. A burst moves one day's rate, not the median of the days. For the other metrics:
+    /// the same hour on each of the previous `HISTORY_DAYS` days of the same kind (weekdays for a
+    /// weekday hour, weekend days for a weekend hour) when there are `MIN_SEASONAL`
+    /// (`MIN_SEASONAL_WEEKEND`) of them; else the same hour on each previous day when at least
+    /// `MIN_SEASONAL` have a value; else the trailing week's hours when at least `MIN_TRAILING`
+    /// do; else none.
+    pub fn reference_into(
+        &self,
+        i: usize,
+        metric: Metric,
+        ctx: &Context,
+        out: &mut Vec<f64>,
+    ) -> bool {
+        const PER_DAY: usize = (DAY / HOUR) as usize;
+        out.clear();
         if metric == Metric::ErrorRate {
-            let days: Vec<HourStats> = (1..=HISTORY_DAYS as usize)
-                .map_while(|k| {
-                    let from = i.checked_sub(k * per_day as usize)?;
-                    Some(pooled(&self.hours[from..from + per_day as usize]))
-                })
-                .filter(|d| value(metric, d).is_some())
-                .collect();
-            return (!days.is_empty()).then_some(days);
+            for k in 1..=HISTORY_DAYS as usize {
+                let Some(from) = i.checked_sub(k * PER_DAY) else {
+                    break;
+                };
+                let day = HourStats {
+                    calls: ctx.calls[from + PER_DAY] - ctx.calls[from],
+                    errors: ctx.errors[from + PER_DAY] - ctx.errors[from],
+                    ..HourStats::default()
+                };
+                out.extend(value(metric, &day));
+            }
+            return !out.is_empty();
         }
-        let same_hour: Vec<usize> = (1..=HISTORY_DAYS as isize)
-            .map(|k| i as isize - k * per_day)
-            .filter(|&j| self.stats(j).is_some_and(|s| value(metric, s).is_some()))
-            .map(|j| j as usize)
-            .collect();
-        let same_kind: Vec<HourStats> = same_hour
-            .iter()
-            .filter(|&&j| weekend[j] == weekend[i])
-            .map(|&j| self.hours[j])
-            .collect();
+        let weekend = &ctx.weekend;
+        let same_hour = (1..=HISTORY_DAYS as usize)
+            .map_while(|k| i.checked_sub(k * PER_DAY))
+            .filter_map(|j| Some((j, value(metric, &self.hours[j])?)));
+        let (mut kinds, mut all) = (0, 0);
+        for (j, v) in same_hour.clone() {
+            all += 1;
+            if weekend[j] == weekend[i] {
+                kinds += 1;
+                out.push(v);
+            }
+        }
         let needed = if weekend[i] {
             MIN_SEASONAL_WEEKEND
         } else {
             MIN_SEASONAL
         };
-        if same_kind.len() >= needed {
-            return Some(same_kind);
+        if kinds >= needed {
+            return true;
         }
-        if same_hour.len() >= MIN_SEASONAL {
-            return Some(same_hour.iter().map(|&j| self.hours[j]).collect());
+        out.clear();
+        if all >= MIN_SEASONAL {
+            out.extend(same_hour.map(|(_, v)| v));
+            return true;
         }
-        let trailing: Vec<HourStats> = self
-            .week(i)
-            .iter()
-            .filter(|s| value(metric, s).is_some())
-            .copied()
-            .collect();
-        (trailing.len() >= MIN_TRAILING).then_some(trailing)
+        out.extend(self.week(i).iter().filter_map(|s| value(metric, s)));
+        out.len() >= MIN_TRAILING
     }
 
-    /// Whether each hour falls on a weekend in `zone` (computed once: time zone arithmetic is
-    /// the costliest part of choosing references).
+    /// Whether each hour falls on a weekend in `zone`.
     pub fn weekends(&self, zone: &Zone) -> Vec<bool> {
-        (0..self.hours.len())
-            .map(|i| is_weekend(zone, self.hour_start(i)))
-            .collect()
+        weekends(zone, self.start, self.hours.len())
+    }
+
+    /// What judging needs beside the hours: `weekend[i]` as `weekends()` (computed once for
+    /// many series by the caller: time zone arithmetic is costly), and running sums of calls and
+    /// errors (a day's error rate in two subtractions).
+    pub fn context(&self, weekend: Vec<bool>) -> Context {
+        let mut calls = Vec::with_capacity(self.hours.len() + 1);
+        let mut errors = Vec::with_capacity(self.hours.len() + 1);
+        let (mut c, mut e) = (0, 0);
+        calls.push(0);
+        errors.push(0);
+        for h in &self.hours {
+            c += h.calls;
+            e += h.errors;
+            calls.push(c);
+            errors.push(e);
+        }
+        Context {
+            weekend,
+            calls,
+            errors,
+        }
     }
 
     /// Judge every hour of `scope`, oldest first.
     pub fn detect(&self, scope: &Scope) -> Vec<Finding> {
+        self.detect_in(scope, &self.context(self.weekends(&scope.zone)))
+    }
+
+    /// `detect` with a context made by the caller.
+    pub fn detect_in(&self, scope: &Scope, ctx: &Context) -> Vec<Finding> {
         let mut out = Vec::new();
-        let weekend = self.weekends(&scope.zone);
+        let mut scratch = Vec::new();
         let first = (((scope.from - self.start).max(0) + HOUR - 1) / HOUR) as usize;
         // The silence running into each hour, counting the zero-call hours before the first.
         let mut silent = self.hours[..first.min(self.hours.len())]
@@ -536,7 +562,7 @@ impl AgentSeries {
             };
             let complete = hour + HOUR <= scope.complete_until;
             for metric in METRICS {
-                if let Some(f) = self.judge(i, metric, complete, silent, &weekend) {
+                if let Some(f) = self.judge_with(i, metric, complete, silent, ctx, &mut scratch) {
                     out.push(f);
                 }
             }
@@ -545,19 +571,34 @@ impl AgentSeries {
     }
 
     /// Judge hour `i` on `metric`. `complete`: the hour's data is all there; `silent`: the
-    /// zero-call hours ending with this one; `weekend`: `weekends()` of the series.
+    /// zero-call hours ending with this one; `ctx`: `context()` of the series.
     pub fn judge(
         &self,
         i: usize,
         metric: Metric,
         complete: bool,
         silent: usize,
-        weekend: &[bool],
+        ctx: &Context,
+    ) -> Option<Finding> {
+        self.judge_with(i, metric, complete, silent, ctx, &mut Vec::new())
+    }
+
+    /// `judge`, with a buffer for the reference values reused from call to call.
+    fn judge_with(
+        &self,
+        i: usize,
+        metric: Metric,
+        complete: bool,
+        silent: usize,
+        ctx: &Context,
+        reference: &mut Vec<f64>,
     ) -> Option<Finding> {
         let current = &self.hours[i];
         let x = value(metric, current)?;
-        let reference = self.reference(i, metric, weekend)?;
-        let expected = expected(metric, &reference);
+        if !self.reference_into(i, metric, ctx, reference) {
+            return None;
+        }
+        let expected = median(reference);
         let rising = x > expected;
         // Cheap tests first: most hours stop here, before any MAD is computed.
         if rising {
@@ -574,7 +615,7 @@ impl AgentSeries {
             return None;
         }
         let week = self.week(i);
-        let model = Model::new(metric, &reference, week, current);
+        let model = Model::new(metric, reference, week, current);
         let score = model.score(x);
         let severity = severity(score)?;
         let (z_lower, z_upper) = model.z_bounds();

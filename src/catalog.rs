@@ -259,7 +259,7 @@ pub fn call(
         return Err(CallError::WritesDisabled(name.to_owned()));
     }
     if spec.write {
-        return Ok((spec.run)(d, args)?);
+        return Ok(guarded(spec.name, || (spec.run)(d, args))?);
     }
     // Read tools go through the result cache (see `cache` for what the key holds and why).
     let now = d.now();
@@ -283,5 +283,21 @@ pub fn call(
         clock: Clock::Fixed(now),
         ..d.clone()
     };
-    Ok(d.cache.get_or_run(key, || (spec.run)(&pinned, args))?)
+    Ok(d.cache
+        .get_or_run(key, || guarded(spec.name, || (spec.run)(&pinned, args)))?)
+}
+
+/// Run a tool, turning a panic (a bug) into an internal error for this one call: the server, the
+/// other calls and the cache's waiters carry on.
+fn guarded(tool: &str, run: impl FnOnce() -> Result<Value>) -> Result<Value> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Internal(format!(
+            "{tool} stopped on an internal error ({what}); this is a bug: please report it with the arguments"
+        )))
+    })
 }

@@ -35,15 +35,18 @@ fn aggregate(executions: &[Execution], end: Millis) -> BTreeMap<String, AgentSer
         s.errors += i64::from(!e.success);
         s.tokens += tokens;
         s.cost += e.cost;
-        s.cost_sq_sum += (e.cost as f64).powi(2);
+        // The store's units (store/series.rs): cost squares in whole micro-dollars (× 10⁶ to
+        // read as nano-dollars²), durations in whole µs, their squares in whole ms².
+        let micro = ((e.cost + 500) / 1000) as f64;
+        s.cost_sq_sum += micro * micro * 1e6;
         s.tokens_sq_sum += (tokens as f64).powi(2);
         s.max_cost = s.max_cost.max(e.cost);
         s.max_tokens = s.max_tokens.max(tokens);
         if let (true, Some(d)) = (e.success, e.duration_ms) {
             s.ok_timed += 1;
-            s.ok_duration_sum += d;
-            s.ok_duration_sq_sum += d * d;
-            s.ok_duration_max = s.ok_duration_max.max(d);
+            s.ok_duration_sum += (d * 1000.0).round() / 1000.0;
+            s.ok_duration_sq_sum += d.round() * d.round();
+            s.ok_duration_max = s.ok_duration_max.max((d * 1000.0).round() / 1000.0);
         }
     }
     by_agent
@@ -103,7 +106,13 @@ mod detector {
     }
 
     fn judge(s: &AgentSeries, at: &str, m: AnomalyMetric) -> Option<Finding> {
-        s.judge(index(s, at), m, true, 0, &s.weekends(&Zone::default()))
+        s.judge(
+            index(s, at),
+            m,
+            true,
+            0,
+            &s.context(s.weekends(&Zone::default())),
+        )
     }
 
     fn close(a: f64, b: f64) {
@@ -239,7 +248,7 @@ mod detector {
     #[test]
     fn reference_is_the_same_hour_on_days_of_the_same_kind() {
         let s = flat(21, calls(40));
-        let z = s.weekends(&Zone::default());
+        let z = s.context(s.weekends(&Zone::default()));
         // Tue 17 Nov 10:00 ← 3–16 Nov at 10:00: weekdays 3–6, 9–13, 16 = 10.
         let r = s.reference(index(&s, "2026-11-17T10:00:00Z"), AnomalyMetric::Calls, &z);
         assert_eq!(r.map(|r| r.len()), Some(10));
@@ -257,7 +266,7 @@ mod detector {
         assert_eq!(r, None);
         // The error rate pools whole days: 1 call an hour is 24 a day (≥ 20), 14 days.
         let s = flat(15, calls(1));
-        let z = s.weekends(&Zone::default());
+        let z = s.context(s.weekends(&Zone::default()));
         let r = s
             .reference(
                 index(&s, "2026-11-16T10:00:00Z"),
@@ -265,8 +274,8 @@ mod detector {
                 &z,
             )
             .unwrap();
-        assert_eq!(r.len(), 14);
-        assert!(r.iter().all(|d| d.calls == 24));
+        // (A single hour of 1 call has no rate: only whole days pooled give these values.)
+        assert_eq!(r, vec![0.0; 14]);
     }
 
     #[test]
@@ -285,7 +294,7 @@ mod detector {
         assert_eq!(f.range.0, 10.0);
         close(f.range.1, 42.25 + 3.0 * 40f64.sqrt());
         // A partial hour, or the 25th hour of a silence, is not a drop.
-        let z = s.weekends(&Zone::default());
+        let z = s.context(s.weekends(&Zone::default()));
         assert!(s.judge(i, AnomalyMetric::Calls, false, 1, &z).is_none());
         assert!(s.judge(i, AnomalyMetric::Calls, true, 24, &z).is_some());
         assert!(s.judge(i, AnomalyMetric::Calls, true, 25, &z).is_none());
@@ -564,10 +573,14 @@ fn the_tool_matches_the_detector_and_is_deterministic() {
     let (_b, d2) = dashboard(reversed, now);
 
     // The SQL series are the executions' hourly sums.
-    let rows = d
+    let runs = d
         .store
         .read(|c| agent_hours(c, &Window { start: 0, end: now }, None))
         .unwrap();
+    let rows: Vec<(&String, Millis, HourStats)> = runs
+        .iter()
+        .flat_map(|r| r.hours.iter().map(move |&(h, s)| (&r.agent_id, h, s)))
+        .collect();
     assert_eq!(
         rows.len(),
         series
@@ -575,10 +588,9 @@ fn the_tool_matches_the_detector_and_is_deterministic() {
             .map(|s| s.hours.iter().filter(|h| h.calls > 0).count())
             .sum::<usize>()
     );
-    for r in &rows {
-        let s = &series[&r.agent_id];
-        let want = s.hours[((r.hour - s.start) / HOUR) as usize];
-        let got = r.stats;
+    for &(agent, hour, got) in &rows {
+        let s = &series[agent];
+        let want = s.hours[((hour - s.start) / HOUR) as usize];
         assert_eq!(
             (got.calls, got.errors, got.tokens, got.cost, got.ok_timed),
             (
@@ -603,6 +615,28 @@ fn the_tool_matches_the_detector_and_is_deterministic() {
             assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} != {w}");
         }
     }
+    // The rollup (whole hours) with raw edges equals the raw rows summed alone, exactly, for a
+    // range that starts and ends inside an hour; and so does the database filled in reverse.
+    let range = Window {
+        start: now - 20 * DAY - 17 * 60_000,
+        end: now,
+    };
+    let hours = |d: &Dashboard, rollups: bool, agent: Option<&str>| {
+        d.store.set_rollups(rollups);
+        let rows = d.store.read(|c| agent_hours(c, &range, agent)).unwrap();
+        d.store.set_rollups(true);
+        rows
+    };
+    let from_rollups = hours(&d, true, None);
+    assert_eq!(from_rollups.len(), 6);
+    assert!(from_rollups.iter().all(|r| r.hours.len() > 200));
+    assert_eq!(from_rollups, hours(&d, false, None));
+    assert_eq!(from_rollups, hours(&d2, true, None));
+    let one = &from_rollups[1].agent_id;
+    let mine = vec![from_rollups[1].clone()];
+    assert_eq!(hours(&d, true, Some(one)), mine);
+    assert_eq!(hours(&d, false, Some(one)), mine);
+    assert!(hours(&d, true, Some("no-such-agent")).is_empty());
 
     // The tool answers what the detector finds over the hours of the window, newest first.
     let out = d.anomalies(month(|_| {})).unwrap();

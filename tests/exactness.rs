@@ -105,7 +105,7 @@ fn random_call(rng: &mut ChaCha8Rng, now: i64) -> (&'static str, Map<String, Val
         }
     };
     let model = |rng: &mut ChaCha8Rng| MODELS[rng.random_range(0..MODELS.len())].to_owned();
-    let tool = match rng.random_range(0..6) {
+    let tool = match rng.random_range(0..7) {
         0 => {
             if rng.random_bool(0.4) {
                 a.insert("agentId".into(), json!(agent(rng)));
@@ -178,6 +178,12 @@ fn random_call(rng: &mut ChaCha8Rng, now: i64) -> (&'static str, Map<String, Val
             }
             a.insert("limit".into(), json!(5));
             "dashboard_get_executions"
+        }
+        5 => {
+            if rng.random_bool(0.3) {
+                a.insert("agentId".into(), json!(agent(rng)));
+            }
+            "dashboard_get_anomalies"
         }
         _ => {
             a.clear();
@@ -265,9 +271,9 @@ fn rollups_answer_exactly_what_raw_rows_answer() {
                     dashboard_mcp::catalog::call(&d, false, tool, Some(args.clone()))
                         .map_err(|e| e.to_string())
                 };
+                let what = format!("seed {seed} {zone} {tool} {}", Value::Object(args.clone()));
                 let (fast, raw) = (run(true), run(false));
                 store.set_rollups(true);
-                let what = format!("seed {seed} {zone} {tool} {}", Value::Object(args.clone()));
                 match (&fast, &raw) {
                     (Ok(f), Ok(r)) => {
                         let latency = args.get("metric") == Some(&json!("latency"));

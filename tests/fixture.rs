@@ -469,3 +469,30 @@ fn empty_database_is_not_an_error() {
         json!([])
     );
 }
+
+#[test]
+fn a_day_bucket_in_a_zone_behind_utc_holds_a_window_inside_one_local_day() {
+    // Regression: one local-day bucket let SQL group by whole UTC days, and the UTC day started
+    // before the bucket (New York midnight is 05:00Z), which underflowed the bucket index.
+    let (env, _) = fixture();
+    let ny = dashboard_mcp::Dashboard::new(
+        env.dashboard.store.clone(),
+        dashboard_mcp::time::Clock::Fixed(dashboard_mcp::time::parse_rfc3339("now", NOW).unwrap()),
+        dashboard_mcp::time::Zone::parse("America/New_York").unwrap(),
+    );
+    let args = json!({"start": "2026-11-23T06:30:00Z", "end": "2026-11-23T12:00:00Z",
+                      "granularity": "day", "metric": "cost"});
+    let serde_json::Value::Object(args) = args else {
+        unreachable!()
+    };
+    let t = dashboard_mcp::catalog::call(&ny, false, "dashboard_get_timeline", Some(args)).unwrap();
+    // 01:30–07:00 on 23 Nov in New York (EST, UTC−5): e4 $0.25 (09:15Z), gamma $0.75 (10:00Z)
+    // and e5 $0 (11:59:59.999Z) = $1.00 in the one bucket.
+    // The bucket is the local day, starting at local midnight (05:00Z).
+    assert_eq!(
+        t["series"],
+        json!([{"timestamp": "2026-11-23T00:00:00-05:00", "value": 1.0}]),
+        "{t}"
+    );
+    assert_eq!(t["aggregate"]["total"], json!(1.0));
+}

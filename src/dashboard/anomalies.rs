@@ -2,9 +2,9 @@
 //! of a window plus its history in one query, run the detector, and describe what it found.
 
 use crate::anomaly::{self, AgentSeries, Finding, Scope, HISTORY};
-use crate::error::Result;
-use crate::store::series::agent_hours;
-use crate::time::{Millis, Window, Zone, HOUR};
+use crate::error::{Error, Result};
+use crate::store::series::{agent_hours, agent_hours_part, AgentRun};
+use crate::time::{Window, Zone, HOUR};
 use crate::wire::{
     AnomaliesInput, AnomaliesOutput, AnomalyItem, AnomalyMetric, AnomalySummary, ExpectedRange,
     Severity,
@@ -59,30 +59,79 @@ impl Dashboard {
             start: (first_hour - HISTORY).max(0),
             end: w.end,
         };
-        let rows = self.store.read(|c| agent_hours(c, &fetch, agent))?;
         let scope = Scope {
             from: first_hour,
             to: w.end,
             complete_until: w.end.min(self.now()),
             zone: self.zone,
         };
-        let mut out = Vec::new();
-        // Rows come ordered by agent then hour: one run per agent.
-        for run in rows.chunk_by(|a, b| a.agent_id == b.agent_id) {
-            let sparse: Vec<(Millis, _)> = run.iter().map(|r| (r.hour, r.stats)).collect();
-            let Some(series) = AgentSeries::from_sparse(&sparse, w.end) else {
-                continue;
-            };
-            out.extend(
-                series
-                    .detect(&scope)
-                    .into_iter()
-                    .map(|finding| AgentFinding {
-                        agent_id: run[0].agent_id.clone(),
+        // Which hours are weekend hours, once for every agent (time zone arithmetic is costly).
+        let first_fetched = fetch.start.div_euclid(HOUR) * HOUR;
+        let weekend = anomaly::weekends(
+            &self.zone,
+            first_fetched,
+            ((fetch.end - first_fetched) / HOUR + 1) as usize,
+        );
+        let judge = |runs: Vec<AgentRun>| -> Vec<AgentFinding> {
+            let mut out = Vec::new();
+            for run in runs {
+                let Some(series) = AgentSeries::from_sparse(&run.hours, w.end) else {
+                    continue;
+                };
+                let offset = ((series.start - first_fetched) / HOUR) as usize;
+                let flags = (0..series.hours.len())
+                    .map(|i| match weekend.get(offset + i) {
+                        Some(&w) => w,
+                        None => anomaly::is_weekend(&self.zone, series.start + i as i64 * HOUR),
+                    })
+                    .collect();
+                let ctx = series.context(flags);
+                out.extend(series.detect_in(&scope, &ctx).into_iter().map(|finding| {
+                    AgentFinding {
+                        agent_id: run.agent_id.clone(),
                         finding,
-                    }),
-            );
-        }
+                    }
+                }));
+            }
+            out
+        };
+        let mut out = match agent {
+            Some(_) => judge(self.store.read(|c| agent_hours(c, &fetch, agent))?),
+            // Every agent: a share of them per core, each read and judged on its own thread
+            // with its own read connection (agents are independent of each other).
+            None => {
+                let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+                let shares: Vec<Result<Vec<AgentFinding>>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..parts as i64)
+                        .map(|part| {
+                            let judge = &judge;
+                            let fetch = &fetch;
+                            s.spawn(move || {
+                                let runs = self
+                                    .store
+                                    .read(|c| agent_hours_part(c, fetch, part, parts as i64))?;
+                                Ok(judge(runs))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(Error::Internal(
+                                    "an anomaly detection thread panicked".into(),
+                                ))
+                            })
+                        })
+                        .collect()
+                });
+                let mut all = Vec::new();
+                for share in shares {
+                    all.extend(share?);
+                }
+                all
+            }
+        };
         out.sort_by(|a, b| {
             b.finding
                 .hour

@@ -75,7 +75,9 @@ impl Dashboard {
         let groups = self.store.read(|c| q::grouped(c, &w, &f, unit, key))?;
 
         let n = starts.len();
-        let bucket_of = |u: i64| starts.partition_point(|&b| b <= u * unit) - 1;
+        // A group can start before the window (its unit is not aligned to `w.start`), but its rows
+        // are all inside: it belongs to the first bucket.
+        let bucket_of = |u: i64| starts.partition_point(|&b| b <= u * unit).saturating_sub(1);
         let mut per_bucket = vec![Totals::default(); n];
         let mut window_total = Totals::default();
         let mut by_key: HashMap<&str, Totals> = HashMap::new();

@@ -30,7 +30,7 @@ pub use query as query_fns;
 pub use query::{
     AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Totals,
 };
-pub use series::{AgentHour, HourStats};
+pub use series::{AgentRun, HourStats};
 
 /// How long a connection waits for a lock before giving up (a writer in another process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

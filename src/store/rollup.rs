@@ -91,11 +91,13 @@ pub struct Pending {
     sums: HashMap<(i64, i64, i64), Cell>,
     /// (agent or 0 for all, hour, bucket) → count.
     latency: HashMap<(i64, i64, i64), i64>,
+    /// (hour, agent) → the anomaly detector's sums (`agent_hour`).
+    agent_hours: HashMap<(i64, i64), super::series::HourSums>,
 }
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.sums.is_empty() && self.latency.is_empty()
+        self.sums.is_empty() && self.latency.is_empty() && self.agent_hours.is_empty()
     }
 
     /// Count one stored execution.
@@ -113,6 +115,12 @@ impl Pending {
             timed: i64::from(e.duration_ms.is_some()),
             duration_sum: e.duration_ms.unwrap_or(0.0),
         });
+        self.agent_hours.entry((hour, agent)).or_default().add(
+            e.success,
+            e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens,
+            e.cost,
+            e.duration_ms,
+        );
         if let Some(d) = e.duration_ms {
             let b = latency_bucket(d);
             *self.latency.entry((agent, hour, b)).or_default() += 1;
@@ -122,6 +130,8 @@ impl Pending {
 
     /// Add everything counted to the rollup tables, in `tx`.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        super::series::upsert(tx, &self.agent_hours)?;
+        self.agent_hours.clear();
         let mut days: HashMap<(i64, i64, i64), Cell> = HashMap::new();
         for ((hour, agent, model), c) in self.sums.drain() {
             upsert_cell(tx, "rollup_hour", "hour", hour, agent, model, &c)?;

@@ -119,7 +119,37 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO latency_day
         SELECT hour / 24, agent, bucket, SUM(n) FROM latency_hour GROUP BY 1, 2, 3;
     "#,
+    // 4: the anomaly detector's hourly sums per agent (store/series.rs: units and limbs), back-
+    // filled by `series::backfill` (the write path's own arithmetic) in the same transaction.
+    r#"
+    CREATE TABLE agent_hour (
+        agent        INTEGER NOT NULL,
+        hour         INTEGER NOT NULL,
+        calls        INTEGER NOT NULL,
+        errors       INTEGER NOT NULL,
+        tokens       INTEGER NOT NULL,
+        cost         INTEGER NOT NULL,
+        cost_sq_hi   INTEGER NOT NULL,
+        cost_sq_lo   INTEGER NOT NULL,
+        tokens_sq_hi INTEGER NOT NULL,
+        tokens_sq_lo INTEGER NOT NULL,
+        max_cost     INTEGER NOT NULL,
+        max_tokens   INTEGER NOT NULL,
+        ok_timed     INTEGER NOT NULL,
+        ok_us        INTEGER NOT NULL,
+        ok_ms_sq_hi  INTEGER NOT NULL,
+        ok_ms_sq_lo  INTEGER NOT NULL,
+        ok_max_us    INTEGER NOT NULL,
+        PRIMARY KEY (agent, hour)
+    ) WITHOUT ROWID;
+    "#,
 ];
+
+/// Work a migration does beyond its SQL, in the same transaction.
+type Backfill = fn(&rusqlite::Transaction<'_>) -> Result<()>;
+
+/// (the version a migration reaches, its back-fill).
+const BACKFILLS: &[(usize, Backfill)] = &[(4, super::series::backfill)];
 
 /// Bring the schema up to date. A database newer than this binary is refused.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
@@ -137,6 +167,11 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        for (version, step) in BACKFILLS {
+            if *version == i + 1 {
+                step(&tx)?;
+            }
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -188,7 +223,13 @@ mod tests {
 
     fn rollup_rows(c: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
         let mut out = Vec::new();
-        for table in ["rollup_hour", "rollup_day", "latency_hour", "latency_day"] {
+        for table in [
+            "rollup_hour",
+            "rollup_day",
+            "latency_hour",
+            "latency_day",
+            "agent_hour",
+        ] {
             let mut stmt = c
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
                 .unwrap();

@@ -1,19 +1,36 @@
-//! Per-agent hourly series for anomaly detection: one pass over a range of executions, summed by
-//! (agent, UTC hour). Hours without executions are absent; the caller fills the gaps.
+//! Per-agent hourly series for anomaly detection, summed by (agent, UTC hour). Hours without
+//! executions are absent; the caller fills the gaps.
+//!
+//! The sums live in the `agent_hour` rollup (migration 4), kept by the write path in the same
+//! transaction as the rows: a 30-day window over 200 agents reads ~200 k rollup rows (whole
+//! hours) plus the raw rows of at most two partial hours, instead of every execution of 44 days.
+//!
+//! Every sum is an exact integer, so the series — and so the anomalies and their ids — do not
+//! depend on the order executions arrived in (float sums would, in their last bits):
+//! - cost squares are taken in micro-dollars (the detector's cost floor is a tenth of a cent),
+//!   token squares in tokens, duration squares in whole milliseconds; duration sums and the
+//!   slowest call are kept in microseconds;
+//! - a square (up to ~2^84 for the largest values ingest accepts) is stored as two integer limbs,
+//!   `hi = sq >> 32` and `lo = sq & (2^32 − 1)`, whose column sums stay exact far beyond any real
+//!   hour (SQLite turns an integer sum that overflows into a float: read back approximately,
+//!   never an error).
 
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use crate::error::Result;
 use crate::money::Nanos;
 use crate::time::{Millis, Window, HOUR};
 
+use super::Reader;
+
 const TOKENS: &str =
     "e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens";
 
-/// Sums over one agent's executions in one hour.
+/// Sums over one agent's executions in one hour, as the detector reads them (nano-dollars,
+/// tokens, milliseconds). Built from the exact integer `HourSums`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HourStats {
     pub calls: i64,
@@ -36,74 +53,361 @@ pub struct HourStats {
     pub ok_duration_max: f64,
 }
 
-/// One non-empty (agent, hour) group; `hour` is the hour's start in UTC milliseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentHour {
-    pub agent_id: String,
-    pub hour: Millis,
-    pub stats: HourStats,
+/// The exact integer sums behind one `HourStats` (see the module docs for the units).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourSums {
+    pub calls: i64,
+    pub errors: i64,
+    pub tokens: i64,
+    pub cost: Nanos,
+    /// Σ (cost in micro-dollars, rounded)².
+    pub cost_sq: i128,
+    /// Σ tokens².
+    pub tokens_sq: i128,
+    pub max_cost: Nanos,
+    pub max_tokens: i64,
+    pub ok_timed: i64,
+    /// Σ duration in microseconds (rounded), successful timed calls.
+    pub ok_us: i128,
+    /// Σ (duration in whole milliseconds, rounded)², successful timed calls.
+    pub ok_ms_sq: i128,
+    /// The slowest successful call, microseconds.
+    pub ok_max_us: i64,
 }
 
-/// Every non-empty (agent, UTC hour) of `range`, optionally for one agent only, ordered by agent
-/// id then hour. `range.start` should be an hour boundary, or its first hour is partial.
-///
-/// One query streams the executions of the range in time order and the sums are made here:
-/// SQLite's `GROUP BY` on an expression of `ts` sorts every row in a temporary B-tree first, and
-/// that sort cost 8× the whole scan (21 s against 2.8 s for 4.9 M rows, see docs/anomalies.md).
-pub fn agent_hours(c: &Connection, range: &Window, agent: Option<&str>) -> Result<Vec<AgentHour>> {
-    let mut cond = String::from("e.ts >= ? AND e.ts < ?");
-    let mut params = vec![Value::Integer(range.start), Value::Integer(range.end)];
-    if let Some(agent) = agent {
-        let key: Option<i64> = c
-            .prepare_cached("SELECT key FROM agents WHERE id = ?1")?
-            .query_row([agent], |r| r.get(0))
-            .optional()?;
-        let Some(key) = key else {
-            return Ok(Vec::new());
-        };
-        cond.push_str(" AND e.agent = ?");
-        params.push(Value::Integer(key));
-    }
-    let sql = format!(
-        "SELECT e.agent, e.ts, e.success, {TOKENS}, e.cost, e.duration_ms FROM executions e WHERE {cond}"
-    );
-    let mut groups: HashMap<(i64, i64), HourStats> = HashMap::new();
-    let mut stmt = c.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(params))?;
-    while let Some(r) = rows.next()? {
-        let (agent, ts): (i64, Millis) = (r.get(0)?, r.get(1)?);
-        let (ok, tokens, cost): (bool, i64, Nanos) = (r.get(2)?, r.get(3)?, r.get(4)?);
-        let duration: Option<f64> = r.get(5)?;
-        let s = groups.entry((agent, ts.div_euclid(HOUR))).or_default();
-        s.calls += 1;
-        s.errors += i64::from(!ok);
-        s.tokens += tokens;
-        s.cost += cost;
-        s.cost_sq_sum += (cost as f64) * (cost as f64);
-        s.tokens_sq_sum += (tokens as f64) * (tokens as f64);
-        s.max_cost = s.max_cost.max(cost);
-        s.max_tokens = s.max_tokens.max(tokens);
-        if let (true, Some(d)) = (ok, duration) {
-            s.ok_timed += 1;
-            s.ok_duration_sum += d;
-            s.ok_duration_sq_sum += d * d;
-            s.ok_duration_max = s.ok_duration_max.max(d);
+/// Nano-dollars to the micro-dollars cost squares are taken in (cost ≥ 0).
+fn micro(cost: Nanos) -> i128 {
+    (i128::from(cost) + 500) / 1000
+}
+
+impl HourSums {
+    /// Count one execution.
+    pub fn add(&mut self, success: bool, tokens: i64, cost: Nanos, duration_ms: Option<f64>) {
+        self.calls += 1;
+        self.errors += i64::from(!success);
+        self.tokens += tokens;
+        self.cost += cost;
+        self.cost_sq += micro(cost) * micro(cost);
+        self.tokens_sq += i128::from(tokens) * i128::from(tokens);
+        self.max_cost = self.max_cost.max(cost);
+        self.max_tokens = self.max_tokens.max(tokens);
+        if let (true, Some(d)) = (success, duration_ms) {
+            // Ingest accepts 0 ≤ d ≤ 1e12 ms: both fit an i64 (and the square an i128) exactly.
+            let us = (d * 1000.0).round() as i64;
+            let ms = i128::from(d.round() as i64);
+            self.ok_timed += 1;
+            self.ok_us += i128::from(us);
+            self.ok_ms_sq += ms * ms;
+            self.ok_max_us = self.ok_max_us.max(us);
         }
+    }
+
+    /// Add another group's sums.
+    pub fn merge(&mut self, o: &HourSums) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.tokens += o.tokens;
+        self.cost += o.cost;
+        self.cost_sq += o.cost_sq;
+        self.tokens_sq += o.tokens_sq;
+        self.max_cost = self.max_cost.max(o.max_cost);
+        self.max_tokens = self.max_tokens.max(o.max_tokens);
+        self.ok_timed += o.ok_timed;
+        self.ok_us += o.ok_us;
+        self.ok_ms_sq += o.ok_ms_sq;
+        self.ok_max_us = self.ok_max_us.max(o.ok_max_us);
+    }
+
+    /// The detector's view, in nano-dollars, tokens and milliseconds.
+    pub fn stats(&self) -> HourStats {
+        HourStats {
+            calls: self.calls,
+            errors: self.errors,
+            tokens: self.tokens,
+            cost: self.cost,
+            cost_sq_sum: self.cost_sq as f64 * 1e6,
+            tokens_sq_sum: self.tokens_sq as f64,
+            max_cost: self.max_cost,
+            max_tokens: self.max_tokens,
+            ok_timed: self.ok_timed,
+            ok_duration_sum: self.ok_us as f64 / 1000.0,
+            ok_duration_sq_sum: self.ok_ms_sq as f64,
+            ok_duration_max: self.ok_max_us as f64 / 1000.0,
+        }
+    }
+}
+
+/// One agent's non-empty hours, ascending: (start of the UTC hour in milliseconds, sums).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRun {
+    pub agent_id: String,
+    pub hours: Vec<(Millis, HourStats)>,
+}
+
+const LIMB: u32 = 32;
+const LIMB_MASK: i128 = (1 << LIMB) - 1;
+
+/// A non-negative square as (hi, lo) limbs. Beyond i64 in `hi` (values far past what ingest
+/// accepts) it saturates; `join` of the sums is then approximate, never an error.
+fn split(sq: i128) -> (i64, i64) {
+    let hi = i64::try_from(sq >> LIMB).unwrap_or(i64::MAX);
+    (hi, (sq & LIMB_MASK) as i64)
+}
+
+fn join(hi: &Value, lo: &Value) -> i128 {
+    let part = |v: &Value| match v {
+        Value::Integer(i) => i128::from(*i),
+        Value::Real(r) => *r as i128,
+        _ => 0,
+    };
+    (part(hi) << LIMB) + part(lo)
+}
+
+fn int(v: &Value) -> i128 {
+    match v {
+        Value::Integer(i) => i128::from(*i),
+        Value::Real(r) => *r as i128,
+        _ => 0,
+    }
+}
+
+/// Add `sums` ((UTC hour number, agent key) → sums) to the `agent_hour` rollup, in `tx`.
+pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO agent_hour (hour, agent, calls, errors, tokens, cost, cost_sq_hi, cost_sq_lo,
+             tokens_sq_hi, tokens_sq_lo, max_cost, max_tokens, ok_timed, ok_us, ok_ms_sq_hi,
+             ok_ms_sq_lo, ok_max_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (hour, agent) DO UPDATE SET
+             calls = calls + excluded.calls, errors = errors + excluded.errors,
+             tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
+             cost_sq_hi = cost_sq_hi + excluded.cost_sq_hi,
+             cost_sq_lo = cost_sq_lo + excluded.cost_sq_lo,
+             tokens_sq_hi = tokens_sq_hi + excluded.tokens_sq_hi,
+             tokens_sq_lo = tokens_sq_lo + excluded.tokens_sq_lo,
+             max_cost = max(max_cost, excluded.max_cost),
+             max_tokens = max(max_tokens, excluded.max_tokens),
+             ok_timed = ok_timed + excluded.ok_timed, ok_us = ok_us + excluded.ok_us,
+             ok_ms_sq_hi = ok_ms_sq_hi + excluded.ok_ms_sq_hi,
+             ok_ms_sq_lo = ok_ms_sq_lo + excluded.ok_ms_sq_lo,
+             ok_max_us = max(ok_max_us, excluded.ok_max_us)",
+    )?;
+    for (&(hour, agent), s) in sums {
+        let (cost_hi, cost_lo) = split(s.cost_sq);
+        let (tok_hi, tok_lo) = split(s.tokens_sq);
+        let (ms_hi, ms_lo) = split(s.ok_ms_sq);
+        stmt.execute(params![
+            hour,
+            agent,
+            s.calls,
+            s.errors,
+            s.tokens,
+            s.cost,
+            cost_hi,
+            cost_lo,
+            tok_hi,
+            tok_lo,
+            s.max_cost,
+            s.max_tokens,
+            s.ok_timed,
+            i64::try_from(s.ok_us).unwrap_or(i64::MAX),
+            ms_hi,
+            ms_lo,
+            s.ok_max_us
+        ])?;
+    }
+    Ok(())
+}
+
+/// Migration 4: fill `agent_hour` from the executions already stored, through the very sums the
+/// write path uses.
+pub fn backfill(tx: &Transaction<'_>) -> Result<()> {
+    let mut sums: HashMap<(i64, i64), HourSums> = HashMap::new();
+    {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT e.agent, e.ts, e.success, {TOKENS}, e.cost, e.duration_ms FROM executions e"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (agent, ts): (i64, Millis) = (r.get(0)?, r.get(1)?);
+            sums.entry((ts.div_euclid(HOUR), agent)).or_default().add(
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            );
+        }
+    }
+    upsert(tx, &sums)
+}
+
+/// The key of agent `id`, `None` when it was never seen.
+fn agent_key(c: &Connection, id: &str) -> Result<Option<i64>> {
+    Ok(c.prepare_cached("SELECT key FROM agents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Every non-empty (agent, UTC hour) of `range`, optionally for one agent only, one run per
+/// agent ordered by agent id. `range.start` should be an hour boundary, or its first hour is
+/// partial.
+///
+/// Whole hours come from the `agent_hour` rollup and partial edges from raw rows, unless the
+/// reader is told not to use rollups (then every hour is summed from raw rows).
+pub fn agent_hours(c: &Reader<'_>, range: &Window, agent: Option<&str>) -> Result<Vec<AgentRun>> {
+    let only = match agent {
+        Some(id) => match agent_key(c, id)? {
+            Some(k) => Agents::One(k),
+            None => return Ok(Vec::new()),
+        },
+        None => Agents::All,
+    };
+    runs(c, range, only)
+}
+
+/// `agent_hours` for the agents whose key is `part` modulo `parts`: one share of the agents,
+/// for reading and judging them on several cores at once.
+pub fn agent_hours_part(
+    c: &Reader<'_>,
+    range: &Window,
+    part: i64,
+    parts: i64,
+) -> Result<Vec<AgentRun>> {
+    runs(c, range, Agents::Part(part, parts))
+}
+
+/// Which agents a series query reads.
+#[derive(Debug, Clone, Copy)]
+enum Agents {
+    All,
+    One(i64),
+    /// Keys ≡ .0 (mod .1).
+    Part(i64, i64),
+}
+
+impl Agents {
+    /// The SQL condition on the agent key column `col`, and its parameters.
+    fn condition(self, col: &str) -> (String, Vec<i64>) {
+        match self {
+            Agents::All => ("1".into(), vec![]),
+            Agents::One(k) => (format!("{col} = ?"), vec![k]),
+            Agents::Part(part, parts) => (format!("{col} % ? = ?"), vec![parts, part]),
+        }
+    }
+}
+
+fn runs(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRun>> {
+    // agent key → (hour number, sums), each in hour order once sorted.
+    let mut by_agent: HashMap<i64, Vec<(i64, HourSums)>> = HashMap::new();
+    let mut edges: HashMap<(i64, i64), HourSums> = HashMap::new();
+    let (hs, he) = (
+        range.start.div_euclid(HOUR) + i64::from(range.start.rem_euclid(HOUR) != 0),
+        range.end.div_euclid(HOUR),
+    );
+    if c.rollups && hs < he {
+        raw_sums(c, range.start, hs * HOUR, key, &mut edges)?;
+        rollup_sums(c, hs, he, key, &mut by_agent)?;
+        raw_sums(c, he * HOUR, range.end, key, &mut edges)?;
+    } else {
+        raw_sums(c, range.start, range.end, key, &mut edges)?;
+    }
+    for ((agent, hour), sums) in edges {
+        by_agent.entry(agent).or_default().push((hour, sums));
     }
     let ids: HashMap<i64, String> = c
         .prepare_cached("SELECT key, id FROM agents")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut out: Vec<AgentHour> = groups
+    let mut out: Vec<AgentRun> = by_agent
         .into_iter()
-        .filter_map(|((agent, hour), stats)| {
-            Some(AgentHour {
+        .filter_map(|(agent, mut hours)| {
+            // Rollup hours arrive in order; the (at most two) edge hours were pushed last.
+            hours.sort_unstable_by_key(|h| h.0);
+            Some(AgentRun {
                 agent_id: ids.get(&agent)?.clone(),
-                hour: hour * HOUR,
-                stats,
+                hours: hours
+                    .into_iter()
+                    .map(|(hour, sums)| (hour * HOUR, sums.stats()))
+                    .collect(),
             })
         })
         .collect();
-    out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id).then(a.hour.cmp(&b.hour)));
+    out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     Ok(out)
+}
+
+/// Sum the raw executions of `[start, end)` into `groups`.
+///
+/// One query streams the rows in time order and the sums are made here: SQLite's `GROUP BY` on
+/// an expression of `ts` sorts every row in a temporary B-tree first, and that sort cost 8× the
+/// whole scan (21 s against 2.8 s for 4.9 M rows, see docs/anomalies.md).
+fn raw_sums(
+    c: &Connection,
+    start: Millis,
+    end: Millis,
+    agents: Agents,
+    groups: &mut HashMap<(i64, i64), HourSums>,
+) -> Result<()> {
+    if start >= end {
+        return Ok(());
+    }
+    let (cond, mut params) = agents.condition("e.agent");
+    params.splice(0..0, [start, end]);
+    let sql = format!(
+        "SELECT e.agent, e.ts, e.success, {TOKENS}, e.cost, e.duration_ms FROM executions e
+         WHERE e.ts >= ? AND e.ts < ? AND {cond}"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params))?;
+    while let Some(r) = rows.next()? {
+        let (agent, ts): (i64, Millis) = (r.get(0)?, r.get(1)?);
+        groups.entry((agent, ts.div_euclid(HOUR))).or_default().add(
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        );
+    }
+    Ok(())
+}
+
+/// Add the `agent_hour` rows of hours `[from, to)` (hour numbers) into `groups`.
+fn rollup_sums(
+    c: &Connection,
+    from: i64,
+    to: i64,
+    agents: Agents,
+    by_agent: &mut HashMap<i64, Vec<(i64, HourSums)>>,
+) -> Result<()> {
+    let cols = "h.hour, h.agent, calls, errors, tokens, cost, cost_sq_hi, cost_sq_lo, tokens_sq_hi,
+                tokens_sq_lo, max_cost, max_tokens, ok_timed, ok_us, ok_ms_sq_hi, ok_ms_sq_lo,
+                ok_max_us";
+    // Agent by agent (the outer loop), each one a range of the (agent, hour) primary key.
+    let (cond, mut params) = agents.condition("a.key");
+    params.splice(0..0, [from, to]);
+    let sql = format!(
+        "SELECT {cols} FROM agents a CROSS JOIN agent_hour h
+         ON h.agent = a.key AND h.hour >= ? AND h.hour < ? WHERE {cond}"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params))?;
+    while let Some(r) = rows.next()? {
+        let v = |i: usize| r.get::<_, Value>(i);
+        let s = HourSums {
+            calls: r.get(2)?,
+            errors: r.get(3)?,
+            tokens: r.get(4)?,
+            cost: r.get(5)?,
+            cost_sq: join(&v(6)?, &v(7)?),
+            tokens_sq: join(&v(8)?, &v(9)?),
+            max_cost: r.get(10)?,
+            max_tokens: r.get(11)?,
+            ok_timed: r.get(12)?,
+            ok_us: int(&v(13)?),
+            ok_ms_sq: join(&v(14)?, &v(15)?),
+            ok_max_us: r.get(16)?,
+        };
+        by_agent.entry(r.get(1)?).or_default().push((r.get(0)?, s));
+    }
+    Ok(())
 }
