@@ -35,6 +35,7 @@ const TOOLS: &[&str] = &[
     "dashboard_get_models",
     "dashboard_get_timeline",
     "dashboard_get_executions",
+    "dashboard_get_anomalies",
     "dashboard_get_budgets",
 ];
 

@@ -486,17 +486,11 @@ pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<I
         }
     } else {
         for src in sources {
-            let mut fr = FileReport {
+            let fr = FileReport {
                 source: src.name,
                 ..Default::default()
             };
-            let format = parse_source(src.reader, |batch| {
-                let inserted = store.write(|tx| write_batch(tx, &batch, &mut fr))?;
-                publish(store, batch, &inserted);
-                Ok(())
-            })?;
-            fr.format = format.name().into();
-            report.files.push(fr);
+            report.files.push(pipelined(store, src.reader, fr)?);
         }
         report.committed = true;
     }
@@ -506,6 +500,35 @@ pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<I
         report.rejected += f.rejected;
     }
     Ok(report)
+}
+
+/// Parse `reader` on this thread while another writes the parsed batches, each in its own
+/// transaction, as they come: parsing and writing take about as long as each other, and the
+/// machine has more than one core. At most `QUEUED` batches wait between the two.
+fn pipelined(store: &Store, reader: impl Read, mut fr: FileReport) -> Result<FileReport> {
+    const QUEUED: usize = 2;
+    std::thread::scope(|s| {
+        let (send, batches) = std::sync::mpsc::sync_channel::<Parsed>(QUEUED);
+        let writer = s.spawn(move || -> Result<FileReport> {
+            for batch in batches {
+                let inserted = store.write(|tx| write_batch(tx, &batch, &mut fr))?;
+                publish(store, batch, &inserted);
+            }
+            Ok(fr)
+        });
+        // A failed send means the writer stopped on an error, which its join returns.
+        let parsed = parse_source(reader, |batch| {
+            send.send(batch)
+                .map_err(|_| Error::Internal("the import writer stopped".into()))
+        });
+        drop(send);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the import writer panicked".into())));
+        let mut fr = written?;
+        fr.format = parsed?.name().into();
+        Ok(fr)
+    })
 }
 
 /// Import records given as JSON values (a tool call's `records`).

@@ -119,16 +119,21 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO latency_day
         SELECT hour / 24, agent, bucket, SUM(n) FROM latency_hour GROUP BY 1, 2, 3;
     "#,
-    // 4: the anomaly detector's hourly sums per agent (store/series.rs: units and limbs), back-
-    // filled by `series::backfill` (the write path's own arithmetic) in the same transaction.
+    // 4: per-agent rollups, the model summed out: `agent_hour` holds the totals (calls, errors,
+    // tokens, cost, timed, duration_sum) and the anomaly detector's exact sums (store/series.rs:
+    // units and limbs); `agent_day` the totals per day. Queries without a model filter or model
+    // grouping read them instead of `rollup_hour`/`rollup_day` (~20× fewer rows at §6 density).
+    // Back-filled by `series::backfill` (the write path's own arithmetic) in the same transaction.
     r#"
     CREATE TABLE agent_hour (
-        agent        INTEGER NOT NULL,
         hour         INTEGER NOT NULL,
+        agent        INTEGER NOT NULL,
         calls        INTEGER NOT NULL,
         errors       INTEGER NOT NULL,
         tokens       INTEGER NOT NULL,
         cost         INTEGER NOT NULL,
+        timed        INTEGER NOT NULL,
+        duration_sum REAL NOT NULL,
         cost_sq_hi   INTEGER NOT NULL,
         cost_sq_lo   INTEGER NOT NULL,
         tokens_sq_hi INTEGER NOT NULL,
@@ -140,7 +145,18 @@ const MIGRATIONS: &[&str] = &[
         ok_ms_sq_hi  INTEGER NOT NULL,
         ok_ms_sq_lo  INTEGER NOT NULL,
         ok_max_us    INTEGER NOT NULL,
-        PRIMARY KEY (agent, hour)
+        PRIMARY KEY (hour, agent)
+    ) WITHOUT ROWID;
+    CREATE TABLE agent_day (
+        day          INTEGER NOT NULL,
+        agent        INTEGER NOT NULL,
+        calls        INTEGER NOT NULL,
+        errors       INTEGER NOT NULL,
+        tokens       INTEGER NOT NULL,
+        cost         INTEGER NOT NULL,
+        timed        INTEGER NOT NULL,
+        duration_sum REAL NOT NULL,
+        PRIMARY KEY (day, agent)
     ) WITHOUT ROWID;
     "#,
 ];
@@ -229,6 +245,7 @@ mod tests {
             "latency_hour",
             "latency_day",
             "agent_hour",
+            "agent_day",
         ] {
             let mut stmt = c
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))

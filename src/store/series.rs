@@ -53,9 +53,13 @@ pub struct HourStats {
     pub ok_duration_max: f64,
 }
 
-/// The exact integer sums behind one `HourStats` (see the module docs for the units).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One `agent_hour` row: the exact integer sums behind one `HourStats` (see the module docs for
+/// the units), and the agent's totals of the hour for the other tools (`timed`, `duration_sum`:
+/// every execution with a duration, as `rollup_hour` counts them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HourSums {
+    pub timed: i64,
+    pub duration_sum: f64,
     pub calls: i64,
     pub errors: i64,
     pub tokens: i64,
@@ -91,6 +95,10 @@ impl HourSums {
         self.tokens_sq += i128::from(tokens) * i128::from(tokens);
         self.max_cost = self.max_cost.max(cost);
         self.max_tokens = self.max_tokens.max(tokens);
+        if let Some(d) = duration_ms {
+            self.timed += 1;
+            self.duration_sum += d;
+        }
         if let (true, Some(d)) = (success, duration_ms) {
             // Ingest accepts 0 ≤ d ≤ 1e12 ms: both fit an i64 (and the square an i128) exactly.
             let us = (d * 1000.0).round() as i64;
@@ -104,6 +112,8 @@ impl HourSums {
 
     /// Add another group's sums.
     pub fn merge(&mut self, o: &HourSums) {
+        self.timed += o.timed;
+        self.duration_sum += o.duration_sum;
         self.calls += o.calls;
         self.errors += o.errors;
         self.tokens += o.tokens;
@@ -171,16 +181,19 @@ fn int(v: &Value) -> i128 {
     }
 }
 
-/// Add `sums` ((UTC hour number, agent key) → sums) to the `agent_hour` rollup, in `tx`.
+/// Add `sums` ((UTC hour number, agent key) → sums) to the `agent_hour` rollup, and their days
+/// to `agent_day`, in `tx`.
 pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO agent_hour (hour, agent, calls, errors, tokens, cost, cost_sq_hi, cost_sq_lo,
-             tokens_sq_hi, tokens_sq_lo, max_cost, max_tokens, ok_timed, ok_us, ok_ms_sq_hi,
-             ok_ms_sq_lo, ok_max_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+        "INSERT INTO agent_hour (hour, agent, calls, errors, tokens, cost, timed, duration_sum,
+             cost_sq_hi, cost_sq_lo, tokens_sq_hi, tokens_sq_lo, max_cost, max_tokens, ok_timed,
+             ok_us, ok_ms_sq_hi, ok_ms_sq_lo, ok_max_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19)
          ON CONFLICT (hour, agent) DO UPDATE SET
              calls = calls + excluded.calls, errors = errors + excluded.errors,
              tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
+             timed = timed + excluded.timed, duration_sum = duration_sum + excluded.duration_sum,
              cost_sq_hi = cost_sq_hi + excluded.cost_sq_hi,
              cost_sq_lo = cost_sq_lo + excluded.cost_sq_lo,
              tokens_sq_hi = tokens_sq_hi + excluded.tokens_sq_hi,
@@ -192,6 +205,7 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
              ok_ms_sq_lo = ok_ms_sq_lo + excluded.ok_ms_sq_lo,
              ok_max_us = max(ok_max_us, excluded.ok_max_us)",
     )?;
+    let mut days: HashMap<(i64, i64), HourSums> = HashMap::new();
     for (&(hour, agent), s) in sums {
         let (cost_hi, cost_lo) = split(s.cost_sq);
         let (tok_hi, tok_lo) = split(s.tokens_sq);
@@ -203,6 +217,8 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
             s.errors,
             s.tokens,
             s.cost,
+            s.timed,
+            s.duration_sum,
             cost_hi,
             cost_lo,
             tok_hi,
@@ -214,6 +230,29 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
             ms_hi,
             ms_lo,
             s.ok_max_us
+        ])?;
+        days.entry((hour.div_euclid(24), agent))
+            .or_default()
+            .merge(s);
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO agent_day (day, agent, calls, errors, tokens, cost, timed, duration_sum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (day, agent) DO UPDATE SET
+             calls = calls + excluded.calls, errors = errors + excluded.errors,
+             tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
+             timed = timed + excluded.timed, duration_sum = duration_sum + excluded.duration_sum",
+    )?;
+    for ((day, agent), s) in days {
+        stmt.execute(params![
+            day,
+            agent,
+            s.calls,
+            s.errors,
+            s.tokens,
+            s.cost,
+            s.timed,
+            s.duration_sum
         ])?;
     }
     Ok(())
@@ -382,13 +421,11 @@ fn rollup_sums(
     let cols = "h.hour, h.agent, calls, errors, tokens, cost, cost_sq_hi, cost_sq_lo, tokens_sq_hi,
                 tokens_sq_lo, max_cost, max_tokens, ok_timed, ok_us, ok_ms_sq_hi, ok_ms_sq_lo,
                 ok_max_us";
-    // Agent by agent (the outer loop), each one a range of the (agent, hour) primary key.
-    let (cond, mut params) = agents.condition("a.key");
+    // One range of the (hour, agent) primary key; an agent filter is checked on each row.
+    let (cond, mut params) = agents.condition("h.agent");
     params.splice(0..0, [from, to]);
-    let sql = format!(
-        "SELECT {cols} FROM agents a CROSS JOIN agent_hour h
-         ON h.agent = a.key AND h.hour >= ? AND h.hour < ? WHERE {cond}"
-    );
+    let sql =
+        format!("SELECT {cols} FROM agent_hour h WHERE h.hour >= ? AND h.hour < ? AND {cond}");
     let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     while let Some(r) = rows.next()? {
@@ -406,6 +443,7 @@ fn rollup_sums(
             ok_us: int(&v(13)?),
             ok_ms_sq: join(&v(14)?, &v(15)?),
             ok_max_us: r.get(16)?,
+            ..HourSums::default()
         };
         by_agent.entry(r.get(1)?).or_default().push((r.get(0)?, s));
     }

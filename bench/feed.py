@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Feed records to `POST /api/usage` at a steady rate while a load test runs.
+
+    python3 bench/feed.py http://127.0.0.1:8080 feed.jsonl --rate 10000 --batch 1000 --seconds 70
+
+Sends `batch`-line NDJSON bodies, `rate / batch` times a second, from the JSONL file (make it with
+`dashboard-mcp demo --events N --seed S --out feed.jsonl`; a new seed gives new ids). Prints the
+records sent and accepted, the achieved rate, the slowest POST and any failure. Standard library
+only.
+"""
+import argparse
+import json
+import sys
+import time
+import urllib.request
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("base")
+    ap.add_argument("file")
+    ap.add_argument("--rate", type=int, default=10_000)
+    ap.add_argument("--batch", type=int, default=1_000)
+    ap.add_argument("--seconds", type=float, default=70)
+    ap.add_argument("--token")
+    a = ap.parse_args()
+    with open(a.file, "rb") as f:
+        lines = f.read().splitlines()
+    bodies = [b"\n".join(lines[i:i + a.batch]) for i in range(0, len(lines), a.batch)]
+    interval = a.batch / a.rate
+    headers = {"content-type": "application/x-ndjson"}
+    if a.token:
+        headers["authorization"] = f"Bearer {a.token}"
+    sent = accepted = failures = 0
+    slowest = 0.0
+    start = time.monotonic()
+    for k, body in enumerate(bodies):
+        due = start + k * interval
+        if due - start >= a.seconds:
+            break
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        t = time.monotonic()
+        req = urllib.request.Request(a.base + "/api/usage", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                report = json.load(r)
+            accepted += report["accepted"] + report["duplicates"]
+        except Exception as e:  # noqa: BLE001 - report every failure, keep feeding
+            failures += 1
+            print(f"feed: POST failed: {e}", file=sys.stderr)
+        slowest = max(slowest, time.monotonic() - t)
+        sent += body.count(b"\n") + 1
+    took = time.monotonic() - start
+    print(f"feed-summary sent={sent} acknowledged={accepted} seconds={took:.1f} "
+          f"rate={sent / took:.0f}/s slowest_post={slowest * 1000:.0f}ms failures={failures}")
+    return 1 if failures or accepted != sent else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
