@@ -11,8 +11,10 @@ only.
 import argparse
 import json
 import sys
+import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 
 def main() -> int:
@@ -23,6 +25,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1_000)
     ap.add_argument("--seconds", type=float, default=70)
     ap.add_argument("--token")
+    ap.add_argument("--in-flight", type=int, default=4)
     a = ap.parse_args()
     with open(a.file, "rb") as f:
         lines = f.read().splitlines()
@@ -33,25 +36,36 @@ def main() -> int:
         headers["authorization"] = f"Bearer {a.token}"
     sent = accepted = failures = 0
     slowest = 0.0
-    start = time.monotonic()
-    for k, body in enumerate(bodies):
-        due = start + k * interval
-        if due - start >= a.seconds:
-            break
-        pause = due - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+    lock = threading.Lock()
+
+    def post(body: bytes) -> None:
+        nonlocal accepted, failures, slowest
         t = time.monotonic()
         req = urllib.request.Request(a.base + "/api/usage", data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 report = json.load(r)
-            accepted += report["accepted"] + report["duplicates"]
+            with lock:
+                accepted += report["accepted"] + report["duplicates"]
         except Exception as e:  # noqa: BLE001 - report every failure, keep feeding
-            failures += 1
+            with lock:
+                failures += 1
             print(f"feed: POST failed: {e}", file=sys.stderr)
-        slowest = max(slowest, time.monotonic() - t)
-        sent += body.count(b"\n") + 1
+        with lock:
+            slowest = max(slowest, time.monotonic() - t)
+
+    # Several POSTs may be in flight, so one slow answer does not delay the schedule.
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=a.in_flight) as pool:
+        for k, body in enumerate(bodies):
+            due = start + k * interval
+            if due - start >= a.seconds:
+                break
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            pool.submit(post, body)
+            sent += body.count(b"\n") + 1
     took = time.monotonic() - start
     print(f"feed-summary sent={sent} acknowledged={accepted} seconds={took:.1f} "
           f"rate={sent / took:.0f}/s slowest_post={slowest * 1000:.0f}ms failures={failures}")

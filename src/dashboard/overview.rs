@@ -17,16 +17,28 @@ impl Dashboard {
             model: None,
         };
         let prev_w = w.previous();
-        let (cur, prev, p95, agents, budget_status) = self.store.read(|c| {
-            let cur = q::totals(c, &w, &f)?;
-            Ok((
-                cur,
-                q::totals(c, &prev_w, &f)?,
-                q::p95_duration(c, &w, &f)?,
-                q::agent_totals(c, &w, &f)?,
-                self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?,
-            ))
-        })?;
+        // The anomaly counts (the costliest part) on their own thread, beside the sums.
+        let (sums, anomalies) = std::thread::scope(|s| {
+            let anomalies = s.spawn(|| self.anomaly_summary(&w, input.agent_id.as_deref()));
+            let sums = self.store.read(|c| {
+                let cur = q::totals(c, &w, &f)?;
+                Ok((
+                    cur,
+                    q::totals(c, &prev_w, &f)?,
+                    q::p95_duration(c, &w, &f)?,
+                    q::agent_totals(c, &w, &f)?,
+                    self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?,
+                ))
+            });
+            let anomalies = anomalies.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::Internal(
+                    "the anomaly count of the overview panicked".into(),
+                ))
+            });
+            (sums, anomalies)
+        });
+        let (cur, prev, p95, agents, budget_status) = sums?;
+        let anomalies = anomalies?;
         let top_agent = agents
             .iter()
             .max_by(|a, b| {
@@ -57,7 +69,6 @@ impl Dashboard {
             tokens_trend: trend(cur.tokens as f64, prev.tokens as f64),
             top_agent,
         };
-        let anomalies = self.anomaly_summary(&w, input.agent_id.as_deref())?;
         Ok(OverviewOutput {
             period: period(&w),
             summary,

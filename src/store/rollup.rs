@@ -1,9 +1,10 @@
 //! Rollups: hourly and daily sums per agent × model and latency histograms per agent, kept by the
 //! write path in the same transaction as the rows they sum (so they are never behind), and read
 //! back for the whole hours and days of a window while only its partial edges touch raw rows.
-//! Questions without a model filter or model grouping read the per-agent level instead
-//! (`agent_hour`, `agent_day`, written with the anomaly sums by `series::upsert`): at §6 density
-//! an hour holds ~2,000 agent × model rows but only 200 agent rows.
+//! Questions that allow it read a smaller level: per model (`model_hour`, `model_day`) without an
+//! agent filter or agent grouping, else per agent (`agent_hour`, `agent_day`, written with the
+//! anomaly sums by `series::upsert`) without a model filter or model grouping. At §6 density an
+//! hour holds ~2,000 agent × model rows, 200 agent rows and 20 model rows.
 //!
 //! Why this split: a 90-day window over 10 M executions is 10 M raw rows but about 36 k daily
 //! rollup rows; the edges of a rolling window (less than an hour on each side) are a few thousand
@@ -136,14 +137,48 @@ impl Pending {
         super::series::upsert(tx, &self.agent_hours)?;
         self.agent_hours.clear();
         let mut days: HashMap<(i64, i64, i64), Cell> = HashMap::new();
+        let mut hour_cells = Vec::with_capacity(self.sums.len());
         for ((hour, agent, model), c) in self.sums.drain() {
             upsert_cell(tx, "rollup_hour", "hour", hour, agent, model, &c)?;
             days.entry((hour.div_euclid(24), agent, model))
                 .or_default()
                 .add(&c);
+            hour_cells.push((hour, model, c));
         }
-        for ((day, agent, model), c) in days {
-            upsert_cell(tx, "rollup_day", "day", day, agent, model, &c)?;
+        let mut model_days: HashMap<(i64, i64), Cell> = HashMap::new();
+        let mut model_hours: HashMap<(i64, i64), Cell> = HashMap::new();
+        for (&(day, agent, model), c) in &days {
+            upsert_cell(tx, "rollup_day", "day", day, agent, model, c)?;
+            model_days.entry((day, model)).or_default().add(c);
+        }
+        for (hour, model, c) in hour_cells {
+            model_hours.entry((hour, model)).or_default().add(&c);
+        }
+        for (table, unit, cells) in [
+            ("model_hour", "hour", model_hours),
+            ("model_day", "day", model_days),
+        ] {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO {table} ({unit}, model, calls, errors, tokens, cost, timed, duration_sum)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT ({unit}, model) DO UPDATE SET
+                     calls = calls + excluded.calls, errors = errors + excluded.errors,
+                     tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
+                     timed = timed + excluded.timed,
+                     duration_sum = duration_sum + excluded.duration_sum"
+            ))?;
+            for ((at, model), c) in cells {
+                stmt.execute(params![
+                    at,
+                    model,
+                    c.calls,
+                    c.errors,
+                    c.prompt + c.completion + c.cache_read + c.cache_write,
+                    c.cost,
+                    c.timed,
+                    c.duration_sum
+                ])?;
+            }
         }
         let mut lat_days: HashMap<(i64, i64, i64), i64> = HashMap::new();
         {
@@ -295,8 +330,8 @@ const ROLLUP_COLUMNS: &str = "COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0),
     COALESCE(SUM(prompt_tokens + completion_tokens + cache_read_tokens + cache_write_tokens), 0),
     COALESCE(SUM(cost), 0), COALESCE(SUM(timed), 0), COALESCE(SUM(duration_sum), 0.0)";
 
-/// `ROLLUP_COLUMNS` of the per-agent rollups (`agent_hour`, `agent_day`: tokens summed already).
-const AGENT_ROLLUP_COLUMNS: &str = "COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0),
+/// `ROLLUP_COLUMNS` of the per-agent and per-model rollups (tokens summed already).
+const LEVEL_COLUMNS: &str = "COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0),
     COALESCE(SUM(tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(timed), 0),
     COALESCE(SUM(duration_sum), 0.0)";
 
@@ -350,11 +385,12 @@ pub fn sums(
             params,
         )?;
     }
-    // Without a model filter or grouping, the per-agent rollups hold the same sums in ~20×
-    // fewer rows (one per agent instead of one per agent × model).
-    let per_agent = k.model.is_none() && by != By::Model;
-    let (hour_table, day_table, columns) = if per_agent {
-        ("agent_hour", "agent_day", AGENT_ROLLUP_COLUMNS)
+    // The smallest level that still has what the filter and grouping need: per model (one row
+    // per model and hour or day), per agent (one per agent), else per agent × model.
+    let (hour_table, day_table, columns) = if k.agent.is_none() && by != By::Agent {
+        ("model_hour", "model_day", LEVEL_COLUMNS)
+    } else if k.model.is_none() && by != By::Model {
+        ("agent_hour", "agent_day", LEVEL_COLUMNS)
     } else {
         ("rollup_hour", "rollup_day", ROLLUP_COLUMNS)
     };

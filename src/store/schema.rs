@@ -121,9 +121,11 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 4: per-agent rollups, the model summed out: `agent_hour` holds the totals (calls, errors,
     // tokens, cost, timed, duration_sum) and the anomaly detector's exact sums (store/series.rs:
-    // units and limbs); `agent_day` the totals per day. Queries without a model filter or model
-    // grouping read them instead of `rollup_hour`/`rollup_day` (~20× fewer rows at §6 density).
-    // Back-filled by `series::backfill` (the write path's own arithmetic) in the same transaction.
+    // units and limbs); `agent_day` the totals per day. Per-model rollups, the agent summed out:
+    // `model_hour`, `model_day`. Queries whose filter and grouping allow read these instead of
+    // `rollup_hour`/`rollup_day` (10–200× fewer rows at §6 density). The agent tables are
+    // back-filled by `series::backfill` (the write path's own arithmetic), the model tables from
+    // the agent × model rollups, in the same transaction.
     r#"
     CREATE TABLE agent_hour (
         hour         INTEGER NOT NULL,
@@ -158,6 +160,38 @@ const MIGRATIONS: &[&str] = &[
         duration_sum REAL NOT NULL,
         PRIMARY KEY (day, agent)
     ) WITHOUT ROWID;
+    CREATE TABLE model_hour (
+        hour         INTEGER NOT NULL,
+        model        INTEGER NOT NULL,
+        calls        INTEGER NOT NULL,
+        errors       INTEGER NOT NULL,
+        tokens       INTEGER NOT NULL,
+        cost         INTEGER NOT NULL,
+        timed        INTEGER NOT NULL,
+        duration_sum REAL NOT NULL,
+        PRIMARY KEY (hour, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE model_day (
+        day          INTEGER NOT NULL,
+        model        INTEGER NOT NULL,
+        calls        INTEGER NOT NULL,
+        errors       INTEGER NOT NULL,
+        tokens       INTEGER NOT NULL,
+        cost         INTEGER NOT NULL,
+        timed        INTEGER NOT NULL,
+        duration_sum REAL NOT NULL,
+        PRIMARY KEY (day, model)
+    ) WITHOUT ROWID;
+    INSERT INTO model_hour
+        SELECT hour, model, SUM(calls), SUM(errors),
+               SUM(prompt_tokens + completion_tokens + cache_read_tokens + cache_write_tokens),
+               SUM(cost), SUM(timed), SUM(duration_sum)
+        FROM rollup_hour GROUP BY hour, model;
+    INSERT INTO model_day
+        SELECT day, model, SUM(calls), SUM(errors),
+               SUM(prompt_tokens + completion_tokens + cache_read_tokens + cache_write_tokens),
+               SUM(cost), SUM(timed), SUM(duration_sum)
+        FROM rollup_day GROUP BY day, model;
     "#,
 ];
 
@@ -246,6 +280,8 @@ mod tests {
             "latency_day",
             "agent_hour",
             "agent_day",
+            "model_hour",
+            "model_day",
         ] {
             let mut stmt = c
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))

@@ -1,12 +1,16 @@
-//! Per-agent hourly series for anomaly detection, summed by (agent, UTC hour). Hours without
-//! executions are absent; the caller fills the gaps.
+//! The per-agent rollups and the anomaly detector's hourly series, summed by (agent, UTC hour).
+//! Hours without executions are absent; the caller fills the gaps.
 //!
-//! The sums live in the `agent_hour` rollup (migration 4), kept by the write path in the same
-//! transaction as the rows: a 30-day window over 200 agents reads ~200 k rollup rows (whole
-//! hours) plus the raw rows of at most two partial hours, instead of every execution of 44 days.
+//! `agent_hour` (migration 4) holds, per agent and hour, the totals every tool sums (calls,
+//! errors, tokens, cost, timed, duration_sum: `rollup` reads them when no model filter or
+//! grouping needs `rollup_hour`'s model dimension) and the detector's extra sums; `agent_day` the
+//! totals per day. Both are kept by the write path in the same transaction as the rows. A 30-day
+//! anomaly window over 200 agents reads ~200 k `agent_hour` rows (whole hours) plus the raw rows
+//! of at most two partial hours, instead of every execution of 44 days.
 //!
-//! Every sum is an exact integer, so the series — and so the anomalies and their ids — do not
-//! depend on the order executions arrived in (float sums would, in their last bits):
+//! Every sum the detector reads is an exact integer, so the series — and so the anomalies and
+//! their ids — do not depend on the order executions arrived in (float sums would, in their last
+//! bits):
 //! - cost squares are taken in micro-dollars (the detector's cost floor is a tenth of a cent),
 //!   token squares in tokens, duration squares in whole milliseconds; duration sums and the
 //!   slowest call are kept in microseconds;
