@@ -75,6 +75,18 @@ struct Cell {
 }
 
 impl Cell {
+    /// The cell as totals (the four token kinds summed).
+    fn totals(&self) -> Totals {
+        Totals {
+            calls: self.calls,
+            errors: self.errors,
+            tokens: self.prompt + self.completion + self.cache_read + self.cache_write,
+            cost: self.cost,
+            timed: self.timed,
+            duration_sum: self.duration_sum,
+        }
+    }
+
     fn add(&mut self, o: &Cell) {
         self.calls += o.calls;
         self.errors += o.errors;
@@ -154,31 +166,17 @@ impl Pending {
         for (hour, model, c) in hour_cells {
             model_hours.entry((hour, model)).or_default().add(&c);
         }
-        for (table, unit, cells) in [
-            ("model_hour", "hour", model_hours),
-            ("model_day", "day", model_days),
-        ] {
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT INTO {table} ({unit}, model, calls, errors, tokens, cost, timed, duration_sum)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT ({unit}, model) DO UPDATE SET
-                     calls = calls + excluded.calls, errors = errors + excluded.errors,
-                     tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
-                     timed = timed + excluded.timed,
-                     duration_sum = duration_sum + excluded.duration_sum"
-            ))?;
-            for ((at, model), c) in cells {
-                stmt.execute(params![
-                    at,
-                    model,
-                    c.calls,
-                    c.errors,
-                    c.prompt + c.completion + c.cache_read + c.cache_write,
-                    c.cost,
-                    c.timed,
-                    c.duration_sum
-                ])?;
-            }
+        for ((hour, model), c) in model_hours {
+            upsert_level(
+                tx,
+                "model_hour",
+                ("hour", hour),
+                ("model", model),
+                &c.totals(),
+            )?;
+        }
+        for ((day, model), c) in model_days {
+            upsert_level(tx, "model_day", ("day", day), ("model", model), &c.totals())?;
         }
         let mut lat_days: HashMap<(i64, i64, i64), i64> = HashMap::new();
         {
@@ -200,6 +198,36 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// Add `t` to the row (`unit` = `at`, `key` = `id`) of a per-agent or per-model table
+/// (`agent_day`, `model_hour`, `model_day`: calls, errors, tokens, cost, timed, duration_sum).
+pub(super) fn upsert_level(
+    tx: &Transaction<'_>,
+    table: &str,
+    (unit, at): (&str, i64),
+    (key, id): (&str, i64),
+    t: &Totals,
+) -> Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} ({unit}, {key}, calls, errors, tokens, cost, timed, duration_sum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT ({unit}, {key}) DO UPDATE SET
+             calls = calls + excluded.calls, errors = errors + excluded.errors,
+             tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
+             timed = timed + excluded.timed, duration_sum = duration_sum + excluded.duration_sum"
+    ))?
+    .execute(params![
+        at,
+        id,
+        t.calls,
+        t.errors,
+        t.tokens,
+        t.cost,
+        t.timed,
+        t.duration_sum
+    ])?;
+    Ok(())
 }
 
 fn upsert_cell(

@@ -28,6 +28,7 @@ use crate::error::Result;
 use crate::money::Nanos;
 use crate::time::{Millis, Window, HOUR};
 
+use super::query::Totals;
 use super::Reader;
 
 const TOKENS: &str =
@@ -239,25 +240,16 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
             .or_default()
             .merge(s);
     }
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO agent_day (day, agent, calls, errors, tokens, cost, timed, duration_sum)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (day, agent) DO UPDATE SET
-             calls = calls + excluded.calls, errors = errors + excluded.errors,
-             tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
-             timed = timed + excluded.timed, duration_sum = duration_sum + excluded.duration_sum",
-    )?;
     for ((day, agent), s) in days {
-        stmt.execute(params![
-            day,
-            agent,
-            s.calls,
-            s.errors,
-            s.tokens,
-            s.cost,
-            s.timed,
-            s.duration_sum
-        ])?;
+        let t = Totals {
+            calls: s.calls,
+            errors: s.errors,
+            tokens: s.tokens,
+            cost: s.cost,
+            timed: s.timed,
+            duration_sum: s.duration_sum,
+        };
+        super::rollup::upsert_level(tx, "agent_day", ("day", day), ("agent", agent), &t)?;
     }
     Ok(())
 }
