@@ -90,6 +90,9 @@ impl Store {
         })?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
+        // Checkpoint every ~80 MB of WAL rather than SQLite's 4 MB: a bulk import rewrote the same
+        // index pages into the database file over and over (800 k records: 69 k/s → 91 k/s).
+        writer.pragma_update(None, "wal_autocheckpoint", 20000)?;
         schema::migrate(&mut writer)?;
         Ok(Store {
             path: path.to_owned(),
