@@ -522,10 +522,9 @@ fn pipelined(store: &Store, reader: impl Read, mut fr: FileReport) -> Result<Fil
                 .map_err(|_| Error::Internal("the import writer stopped".into()))
         });
         drop(send);
-        let written = writer
+        let mut fr = writer
             .join()
-            .unwrap_or_else(|_| Err(Error::Internal("the import writer panicked".into())));
-        let mut fr = written?;
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         fr.format = parsed?.name().into();
         Ok(fr)
     })

@@ -2,7 +2,7 @@
 //! of a window plus its history in one query, run the detector, and describe what it found.
 
 use crate::anomaly::{self, AgentSeries, Finding, Scope, HISTORY};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::series::{agent_hours, agent_hours_part, AgentRun};
 use crate::time::{Window, Zone, HOUR};
 use crate::wire::{
@@ -114,15 +114,10 @@ impl Dashboard {
                             })
                         })
                         .collect();
+                    // A panic goes on up to the tool's own guard (`catalog::call`).
                     handles
                         .into_iter()
-                        .map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                Err(Error::Internal(
-                                    "an anomaly detection thread panicked".into(),
-                                ))
-                            })
-                        })
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                         .collect()
                 });
                 let mut all = Vec::new();

@@ -30,11 +30,10 @@ impl Dashboard {
                     self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?,
                 ))
             });
-            let anomalies = anomalies.join().unwrap_or_else(|_| {
-                Err(crate::error::Error::Internal(
-                    "the anomaly count of the overview panicked".into(),
-                ))
-            });
+            // A panic goes on up to the tool's own guard (`catalog::call`).
+            let anomalies = anomalies
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
             (sums, anomalies)
         });
         let (cur, prev, p95, agents, budget_status) = sums?;

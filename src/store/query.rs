@@ -113,23 +113,16 @@ pub(crate) fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Tot
 /// The `WHERE` clause for a window and filter, with its parameters. `None` when a filter names
 /// an agent or model that was never stored (so nothing can match).
 fn where_clause(c: &Connection, w: &Window, f: &Filter) -> Result<Option<(String, Vec<Value>)>> {
+    let Some(k) = keys(c, f)? else {
+        return Ok(None);
+    };
     let mut sql = String::from("e.ts >= ? AND e.ts < ?");
     let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
-    if let Some(agent) = &f.agent {
-        let key: Option<i64> = c
-            .prepare_cached("SELECT key FROM agents WHERE id = ?1")?
-            .query_row([agent], |r| r.get(0))
-            .optional()?;
-        let Some(key) = key else { return Ok(None) };
+    if let Some(key) = k.agent {
         sql.push_str(" AND e.agent = ?");
         params.push(Value::Integer(key));
     }
-    if let Some(model) = &f.model {
-        let key: Option<i64> = c
-            .prepare_cached("SELECT key FROM models WHERE name = ?1")?
-            .query_row([model], |r| r.get(0))
-            .optional()?;
-        let Some(key) = key else { return Ok(None) };
+    if let Some(key) = k.model {
         sql.push_str(" AND e.model = ?");
         params.push(Value::Integer(key));
     }
@@ -311,7 +304,7 @@ pub fn executions(
 }
 
 /// The agent and model keys of a filter; `None` when it names one never stored.
-fn keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
+pub(super) fn keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
     let mut k = Keys::default();
     if let Some(agent) = &f.agent {
         k.agent = c

@@ -149,22 +149,18 @@ impl Pending {
         super::series::upsert(tx, &self.agent_hours)?;
         self.agent_hours.clear();
         let mut days: HashMap<(i64, i64, i64), Cell> = HashMap::new();
-        let mut hour_cells = Vec::with_capacity(self.sums.len());
+        let mut model_hours: HashMap<(i64, i64), Cell> = HashMap::new();
         for ((hour, agent, model), c) in self.sums.drain() {
             upsert_cell(tx, "rollup_hour", "hour", hour, agent, model, &c)?;
             days.entry((hour.div_euclid(24), agent, model))
                 .or_default()
                 .add(&c);
-            hour_cells.push((hour, model, c));
+            model_hours.entry((hour, model)).or_default().add(&c);
         }
         let mut model_days: HashMap<(i64, i64), Cell> = HashMap::new();
-        let mut model_hours: HashMap<(i64, i64), Cell> = HashMap::new();
         for (&(day, agent, model), c) in &days {
             upsert_cell(tx, "rollup_day", "day", day, agent, model, c)?;
             model_days.entry((day, model)).or_default().add(c);
-        }
-        for (hour, model, c) in hour_cells {
-            model_hours.entry((hour, model)).or_default().add(&c);
         }
         for ((hour, model), c) in model_hours {
             upsert_level(

@@ -22,13 +22,14 @@
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, Transaction};
 
 use crate::error::Result;
 use crate::money::Nanos;
 use crate::time::{Millis, Window, HOUR};
 
-use super::query::Totals;
+use super::query::{keys, Filter, Totals};
+use super::rollup::Keys;
 use super::Reader;
 
 const TOKENS: &str =
@@ -58,17 +59,11 @@ pub struct HourStats {
     pub ok_duration_max: f64,
 }
 
-/// One `agent_hour` row: the exact integer sums behind one `HourStats` (see the module docs for
-/// the units), and the agent's totals of the hour for the other tools (`timed`, `duration_sum`:
-/// every execution with a duration, as `rollup_hour` counts them).
+/// One `agent_hour` row: the agent's totals of the hour, as every tool sums them, and the exact
+/// integer sums the detector adds (see the module docs for the units).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HourSums {
-    pub timed: i64,
-    pub duration_sum: f64,
-    pub calls: i64,
-    pub errors: i64,
-    pub tokens: i64,
-    pub cost: Nanos,
+    pub totals: Totals,
     /// Σ (cost in micro-dollars, rounded)².
     pub cost_sq: i128,
     /// Σ tokens².
@@ -92,18 +87,18 @@ fn micro(cost: Nanos) -> i128 {
 impl HourSums {
     /// Count one execution.
     pub fn add(&mut self, success: bool, tokens: i64, cost: Nanos, duration_ms: Option<f64>) {
-        self.calls += 1;
-        self.errors += i64::from(!success);
-        self.tokens += tokens;
-        self.cost += cost;
+        self.totals.add(&Totals {
+            calls: 1,
+            errors: i64::from(!success),
+            tokens,
+            cost,
+            timed: i64::from(duration_ms.is_some()),
+            duration_sum: duration_ms.unwrap_or(0.0),
+        });
         self.cost_sq += micro(cost) * micro(cost);
         self.tokens_sq += i128::from(tokens) * i128::from(tokens);
         self.max_cost = self.max_cost.max(cost);
         self.max_tokens = self.max_tokens.max(tokens);
-        if let Some(d) = duration_ms {
-            self.timed += 1;
-            self.duration_sum += d;
-        }
         if let (true, Some(d)) = (success, duration_ms) {
             // Ingest accepts 0 ≤ d ≤ 1e12 ms: both fit an i64 (and the square an i128) exactly.
             let us = (d * 1000.0).round() as i64;
@@ -117,12 +112,7 @@ impl HourSums {
 
     /// Add another group's sums.
     pub fn merge(&mut self, o: &HourSums) {
-        self.timed += o.timed;
-        self.duration_sum += o.duration_sum;
-        self.calls += o.calls;
-        self.errors += o.errors;
-        self.tokens += o.tokens;
-        self.cost += o.cost;
+        self.totals.add(&o.totals);
         self.cost_sq += o.cost_sq;
         self.tokens_sq += o.tokens_sq;
         self.max_cost = self.max_cost.max(o.max_cost);
@@ -136,10 +126,10 @@ impl HourSums {
     /// The detector's view, in nano-dollars, tokens and milliseconds.
     pub fn stats(&self) -> HourStats {
         HourStats {
-            calls: self.calls,
-            errors: self.errors,
-            tokens: self.tokens,
-            cost: self.cost,
+            calls: self.totals.calls,
+            errors: self.totals.errors,
+            tokens: self.totals.tokens,
+            cost: self.totals.cost,
             cost_sq_sum: self.cost_sq as f64 * 1e6,
             tokens_sq_sum: self.tokens_sq as f64,
             max_cost: self.max_cost,
@@ -169,15 +159,12 @@ fn split(sq: i128) -> (i64, i64) {
     (hi, (sq & LIMB_MASK) as i64)
 }
 
+/// A sum of squares back from its summed limbs.
 fn join(hi: &Value, lo: &Value) -> i128 {
-    let part = |v: &Value| match v {
-        Value::Integer(i) => i128::from(*i),
-        Value::Real(r) => *r as i128,
-        _ => 0,
-    };
-    (part(hi) << LIMB) + part(lo)
+    (int(hi) << LIMB) + int(lo)
 }
 
+/// An integer column that SQLite may have turned into a float on overflow.
 fn int(v: &Value) -> i128 {
     match v {
         Value::Integer(i) => i128::from(*i),
@@ -210,7 +197,7 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
              ok_ms_sq_lo = ok_ms_sq_lo + excluded.ok_ms_sq_lo,
              ok_max_us = max(ok_max_us, excluded.ok_max_us)",
     )?;
-    let mut days: HashMap<(i64, i64), HourSums> = HashMap::new();
+    let mut days: HashMap<(i64, i64), Totals> = HashMap::new();
     for (&(hour, agent), s) in sums {
         let (cost_hi, cost_lo) = split(s.cost_sq);
         let (tok_hi, tok_lo) = split(s.tokens_sq);
@@ -218,12 +205,12 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
         stmt.execute(params![
             hour,
             agent,
-            s.calls,
-            s.errors,
-            s.tokens,
-            s.cost,
-            s.timed,
-            s.duration_sum,
+            s.totals.calls,
+            s.totals.errors,
+            s.totals.tokens,
+            s.totals.cost,
+            s.totals.timed,
+            s.totals.duration_sum,
             cost_hi,
             cost_lo,
             tok_hi,
@@ -238,17 +225,9 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
         ])?;
         days.entry((hour.div_euclid(24), agent))
             .or_default()
-            .merge(s);
+            .add(&s.totals);
     }
-    for ((day, agent), s) in days {
-        let t = Totals {
-            calls: s.calls,
-            errors: s.errors,
-            tokens: s.tokens,
-            cost: s.cost,
-            timed: s.timed,
-            duration_sum: s.duration_sum,
-        };
+    for ((day, agent), t) in days {
         super::rollup::upsert_level(tx, "agent_day", ("day", day), ("agent", agent), &t)?;
     }
     Ok(())
@@ -276,13 +255,6 @@ pub fn backfill(tx: &Transaction<'_>) -> Result<()> {
     upsert(tx, &sums)
 }
 
-/// The key of agent `id`, `None` when it was never seen.
-fn agent_key(c: &Connection, id: &str) -> Result<Option<i64>> {
-    Ok(c.prepare_cached("SELECT key FROM agents WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?)
-}
-
 /// Every non-empty (agent, UTC hour) of `range`, optionally for one agent only, one run per
 /// agent ordered by agent id. `range.start` should be an hour boundary, or its first hour is
 /// partial.
@@ -290,12 +262,14 @@ fn agent_key(c: &Connection, id: &str) -> Result<Option<i64>> {
 /// Whole hours come from the `agent_hour` rollup and partial edges from raw rows, unless the
 /// reader is told not to use rollups (then every hour is summed from raw rows).
 pub fn agent_hours(c: &Reader<'_>, range: &Window, agent: Option<&str>) -> Result<Vec<AgentRun>> {
-    let only = match agent {
-        Some(id) => match agent_key(c, id)? {
-            Some(k) => Agents::One(k),
-            None => return Ok(Vec::new()),
-        },
-        None => Agents::All,
+    let filter = Filter {
+        agent: agent.map(str::to_owned),
+        model: None,
+    };
+    let only = match keys(c, &filter)? {
+        Some(Keys { agent: Some(k), .. }) => Agents::One(k),
+        Some(_) => Agents::All,
+        None => return Ok(Vec::new()),
     };
     runs(c, range, only)
 }
@@ -427,10 +401,14 @@ fn rollup_sums(
     while let Some(r) = rows.next()? {
         let v = |i: usize| r.get::<_, Value>(i);
         let s = HourSums {
-            calls: r.get(2)?,
-            errors: r.get(3)?,
-            tokens: r.get(4)?,
-            cost: r.get(5)?,
+            // The detector reads no duration but its own successful-call sums.
+            totals: Totals {
+                calls: r.get(2)?,
+                errors: r.get(3)?,
+                tokens: r.get(4)?,
+                cost: r.get(5)?,
+                ..Totals::default()
+            },
             cost_sq: join(&v(6)?, &v(7)?),
             tokens_sq: join(&v(8)?, &v(9)?),
             max_cost: r.get(10)?,
@@ -439,7 +417,6 @@ fn rollup_sums(
             ok_us: int(&v(13)?),
             ok_ms_sq: join(&v(14)?, &v(15)?),
             ok_max_us: r.get(16)?,
-            ..HourSums::default()
         };
         by_agent.entry(r.get(1)?).or_default().push((r.get(0)?, s));
     }
