@@ -17,6 +17,9 @@ use crate::wire::{AnomalyMetric as Metric, Severity};
 /// Days of history before an hour that its baseline may use (the caller fetches this much).
 pub const HISTORY_DAYS: i64 = 14;
 pub const HISTORY: Millis = HISTORY_DAYS * DAY;
+/// The hours before an hour that its judgment reads (the same hour `HISTORY_DAYS` ago is the
+/// farthest): an hour's findings depend on the agent's hours `[h − LOOKBACK_HOURS, h]` only.
+pub const LOOKBACK_HOURS: usize = (HISTORY / HOUR) as usize;
 /// Same-hour samples the seasonal baseline needs: a week's worth of days, or of weekdays for a
 /// weekday hour…
 pub const MIN_SEASONAL: usize = 7;
@@ -380,12 +383,50 @@ pub fn weekends(zone: &Zone, start: Millis, n: usize) -> Vec<bool> {
         .collect()
 }
 
+/// Which hours are weekend hours, worked out once for a run of hours and then handed to every
+/// agent's series (time zone arithmetic is costly).
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    zone: Zone,
+    start: Millis,
+    weekend: Vec<bool>,
+}
+
+impl Calendar {
+    /// The hours from the one holding `start` up to the one holding `end − 1`.
+    pub fn new(zone: Zone, start: Millis, end: Millis) -> Calendar {
+        let start = start.div_euclid(HOUR) * HOUR;
+        let n = ((end - start + HOUR - 1) / HOUR).max(0) as usize;
+        Calendar {
+            zone,
+            start,
+            weekend: weekends(&zone, start, n),
+        }
+    }
+
+    /// The flags of the `n` hours from `from` (an hour start), as `weekends` would give them.
+    pub fn flags(&self, from: Millis, n: usize) -> Vec<bool> {
+        (0..n as i64)
+            .map(|i| {
+                let t = from + i * HOUR;
+                let k = usize::try_from((t - self.start).div_euclid(HOUR)).ok();
+                match k.and_then(|k| self.weekend.get(k)) {
+                    Some(&w) => w,
+                    None => is_weekend(&self.zone, t),
+                }
+            })
+            .collect()
+    }
+}
+
 /// What judging a series needs beside its hours (`AgentSeries::context`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Context {
     weekend: Vec<bool>,
     calls: Vec<i64>,
     errors: Vec<i64>,
+    /// `active[k]`: the first hour at or after `k` with executions (`hours.len()` if none).
+    active: Vec<usize>,
 }
 
 /// Where the detector looks, up to when the data is complete, and whose calendar it follows.
@@ -402,8 +443,14 @@ pub struct Scope {
 }
 
 /// One agent's hours, dense: `hours[i]` is the UTC hour starting at `start + i·HOUR`, zeros for
-/// hours without executions. `start` is the first hour the agent was seen in the fetched range:
-/// before it the agent did not exist, which is not the same as being idle.
+/// hours without executions; `start` is the first hour with executions that was fetched.
+///
+/// For judging hour `i`, the agent's history starts at its first active hour in the lookback
+/// `[i − LOOKBACK_HOURS, i]`: before it the agent did not exist (or had not run for two weeks,
+/// which is the same for a baseline), which is not the same as being idle. So an hour's findings
+/// depend on its lookback only, never on how much was fetched before it: the same hour gets the
+/// same verdict from every window, and a verdict can be remembered until data of its lookback
+/// changes (`dashboard::memo`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentSeries {
     pub start: Millis,
@@ -433,9 +480,27 @@ impl AgentSeries {
         usize::try_from(i).ok().and_then(|i| self.hours.get(i))
     }
 
-    /// Every hour of the trailing week before hour `i`.
-    fn week(&self, i: usize) -> &[HourStats] {
-        &self.hours[i.saturating_sub(TRAILING_HOURS)..i]
+    /// Every hour of the trailing week before hour `i`, from `lo` (`floor`) on.
+    fn week(&self, i: usize, lo: usize) -> &[HourStats] {
+        &self.hours[lo.max(i.saturating_sub(TRAILING_HOURS))..i]
+    }
+
+    /// Where hour `i`'s history starts: the first hour with executions in its lookback
+    /// `[i − LOOKBACK_HOURS, i]`; `None` when there is none (nothing to judge).
+    pub fn floor(&self, i: usize, ctx: &Context) -> Option<usize> {
+        let lo = ctx.active[i.saturating_sub(LOOKBACK_HOURS)];
+        (lo <= i).then_some(lo)
+    }
+
+    /// The zero-call hours ending with hour `i`, counted up to `MAX_SILENT_HOURS + 1` (all a
+    /// judgment needs to know).
+    pub fn silent(&self, i: usize) -> usize {
+        self.hours[..=i]
+            .iter()
+            .rev()
+            .take(MAX_SILENT_HOURS + 1)
+            .take_while(|s| s.calls == 0)
+            .count()
     }
 
     /// The reference values of `metric` for hour `i` (see `reference_into`).
@@ -464,9 +529,12 @@ impl AgentSeries {
     ) -> bool {
         const PER_DAY: usize = (DAY / HOUR) as usize;
         out.clear();
+        let Some(lo) = self.floor(i, ctx) else {
+            return false;
+        };
         if metric == Metric::ErrorRate {
             for k in 1..=HISTORY_DAYS as usize {
-                let Some(from) = i.checked_sub(k * PER_DAY) else {
+                let Some(from) = i.checked_sub(k * PER_DAY).filter(|&j| j >= lo) else {
                     break;
                 };
                 let day = HourStats {
@@ -480,7 +548,7 @@ impl AgentSeries {
         }
         let weekend = &ctx.weekend;
         let same_hour = (1..=HISTORY_DAYS as usize)
-            .map_while(|k| i.checked_sub(k * PER_DAY))
+            .map_while(|k| i.checked_sub(k * PER_DAY).filter(|&j| j >= lo))
             .filter_map(|j| Some((j, value(metric, &self.hours[j])?)));
         let (mut kinds, mut all) = (0, 0);
         for (j, v) in same_hour.clone() {
@@ -503,7 +571,7 @@ impl AgentSeries {
             out.extend(same_hour.map(|(_, v)| v));
             return true;
         }
-        out.extend(self.week(i).iter().filter_map(|s| value(metric, s)));
+        out.extend(self.week(i, lo).iter().filter_map(|s| value(metric, s)));
         out.len() >= MIN_TRAILING
     }
 
@@ -516,8 +584,9 @@ impl AgentSeries {
     /// many series by the caller: time zone arithmetic is costly), and running sums of calls and
     /// errors (a day's error rate in two subtractions).
     pub fn context(&self, weekend: Vec<bool>) -> Context {
-        let mut calls = Vec::with_capacity(self.hours.len() + 1);
-        let mut errors = Vec::with_capacity(self.hours.len() + 1);
+        let n = self.hours.len();
+        let mut calls = Vec::with_capacity(n + 1);
+        let mut errors = Vec::with_capacity(n + 1);
         let (mut c, mut e) = (0, 0);
         calls.push(0);
         errors.push(0);
@@ -527,10 +596,19 @@ impl AgentSeries {
             calls.push(c);
             errors.push(e);
         }
+        let mut active = vec![n; n + 1];
+        for k in (0..n).rev() {
+            active[k] = if self.hours[k].calls > 0 {
+                k
+            } else {
+                active[k + 1]
+            };
+        }
         Context {
             weekend,
             calls,
             errors,
+            active,
         }
     }
 
@@ -544,30 +622,39 @@ impl AgentSeries {
         let mut out = Vec::new();
         let mut scratch = Vec::new();
         let first = (((scope.from - self.start).max(0) + HOUR - 1) / HOUR) as usize;
-        // The silence running into each hour, counting the zero-call hours before the first.
-        let mut silent = self.hours[..first.min(self.hours.len())]
-            .iter()
-            .rev()
-            .take_while(|s| s.calls == 0)
-            .count();
         for i in first..self.hours.len() {
             let hour = self.hour_start(i);
             if hour >= scope.to {
                 break;
             }
-            silent = if self.hours[i].calls == 0 {
-                silent + 1
-            } else {
-                0
-            };
             let complete = hour + HOUR <= scope.complete_until;
-            for metric in METRICS {
-                if let Some(f) = self.judge_with(i, metric, complete, silent, ctx, &mut scratch) {
-                    out.push(f);
-                }
-            }
+            self.judge_hour(i, complete, ctx, &mut scratch, &mut out);
         }
         out
+    }
+
+    /// The index of the hour starting at `hour`, if the series holds it.
+    pub fn index(&self, hour: Millis) -> Option<usize> {
+        let i = usize::try_from((hour - self.start).div_euclid(HOUR)).ok()?;
+        (i < self.hours.len()).then_some(i)
+    }
+
+    /// Judge hour `i` on every metric, pushing what is found to `out` in metric order;
+    /// `complete`: the hour's data is all there; `scratch`: a buffer reused from call to call.
+    pub fn judge_hour(
+        &self,
+        i: usize,
+        complete: bool,
+        ctx: &Context,
+        scratch: &mut Vec<f64>,
+        out: &mut Vec<Finding>,
+    ) {
+        let silent = self.silent(i);
+        for metric in METRICS {
+            if let Some(f) = self.judge_with(i, metric, complete, silent, ctx, scratch) {
+                out.push(f);
+            }
+        }
     }
 
     /// Judge hour `i` on `metric`. `complete`: the hour's data is all there; `silent`: the
@@ -614,7 +701,9 @@ impl AgentSeries {
         {
             return None;
         }
-        let week = self.week(i);
+        // `reference_into` found a floor.
+        let lo = self.floor(i, ctx)?;
+        let week = self.week(i, lo);
         let model = Model::new(metric, reference, week, current);
         let score = model.score(x);
         let severity = severity(score)?;
@@ -642,6 +731,9 @@ impl AgentSeries {
             .iter()
             .map(|k| {
                 let j = i as isize - k * week_len;
+                if j < lo as isize {
+                    return None;
+                }
                 let s = self.stats(j)?;
                 let w = value(metric, s)?;
                 let m = Model::with_expected(metric, w, 0.0, week, current);

@@ -1,7 +1,7 @@
 //! `dashboard_get_anomalies` and the overview's anomaly counts: fetch the per-agent hourly series
 //! of a window plus its history in one query, run the detector, and describe what it found.
 
-use crate::anomaly::{self, AgentSeries, Finding, Scope, HISTORY};
+use crate::anomaly::{self, AgentSeries, Calendar, Finding, Scope, HISTORY};
 use crate::error::Result;
 use crate::store::series::{agent_hours, agent_hours_part, AgentRun};
 use crate::time::{Window, Zone, HOUR};
@@ -10,6 +10,7 @@ use crate::wire::{
     Severity,
 };
 
+use super::memo::{Ask, Memo};
 use super::{fit_items, json_len, page_args, pagination, period, resolve_window, Dashboard};
 
 /// A finding with the agent it belongs to.
@@ -52,8 +53,43 @@ impl Dashboard {
     }
 
     /// Every anomaly of the hours overlapping `w`, for one agent or all, newest first (ties by
-    /// agent id, then metric).
+    /// agent id, then metric): from the memo (`dashboard::memo`), or with the store's rollups
+    /// off, by judging every hour afresh over raw rows (the reference the memo is tested
+    /// against).
     pub fn detect_anomalies(&self, w: &Window, agent: Option<&str>) -> Result<Vec<AgentFinding>> {
+        let mut out = if self.store.rollups() {
+            let mut memo = match self.memo.lock() {
+                Ok(memo) => memo,
+                // A panic while it was held (a bug) may have left it half updated: start afresh.
+                Err(poisoned) => {
+                    let mut memo = poisoned.into_inner();
+                    *memo = Memo::default();
+                    self.memo.clear_poison();
+                    memo
+                }
+            };
+            let ask = Ask {
+                window: w,
+                agent,
+                now: self.now(),
+                zone: self.zone,
+            };
+            memo.detect(&self.store, &ask)?
+        } else {
+            self.detect_direct(w, agent)?
+        };
+        out.sort_by(|a, b| {
+            b.finding
+                .hour
+                .cmp(&a.finding.hour)
+                .then_with(|| a.agent_id.cmp(&b.agent_id))
+                .then_with(|| a.finding.metric.cmp(&b.finding.metric))
+        });
+        Ok(out)
+    }
+
+    /// Judge every hour of `w` from the store's series, unsorted.
+    fn detect_direct(&self, w: &Window, agent: Option<&str>) -> Result<Vec<AgentFinding>> {
         let first_hour = w.start.div_euclid(HOUR) * HOUR;
         let fetch = Window {
             start: (first_hour - HISTORY).max(0),
@@ -65,27 +101,14 @@ impl Dashboard {
             complete_until: w.end.min(self.now()),
             zone: self.zone,
         };
-        // Which hours are weekend hours, once for every agent (time zone arithmetic is costly).
-        let first_fetched = fetch.start.div_euclid(HOUR) * HOUR;
-        let weekend = anomaly::weekends(
-            &self.zone,
-            first_fetched,
-            ((fetch.end - first_fetched) / HOUR + 1) as usize,
-        );
+        let calendar = Calendar::new(self.zone, fetch.start, fetch.end);
         let judge = |runs: Vec<AgentRun>| -> Vec<AgentFinding> {
             let mut out = Vec::new();
             for run in runs {
                 let Some(series) = AgentSeries::from_sparse(&run.hours, w.end) else {
                     continue;
                 };
-                let offset = ((series.start - first_fetched) / HOUR) as usize;
-                let flags = (0..series.hours.len())
-                    .map(|i| match weekend.get(offset + i) {
-                        Some(&w) => w,
-                        None => anomaly::is_weekend(&self.zone, series.start + i as i64 * HOUR),
-                    })
-                    .collect();
-                let ctx = series.context(flags);
+                let ctx = series.context(calendar.flags(series.start, series.hours.len()));
                 out.extend(series.detect_in(&scope, &ctx).into_iter().map(|finding| {
                     AgentFinding {
                         agent_id: run.agent_id.clone(),
@@ -95,7 +118,7 @@ impl Dashboard {
             }
             out
         };
-        let mut out = match agent {
+        Ok(match agent {
             Some(_) => judge(self.store.read(|c| agent_hours(c, &fetch, agent))?),
             // Every agent: a share of them per core, each read and judged on its own thread
             // with its own read connection (agents are independent of each other).
@@ -126,15 +149,7 @@ impl Dashboard {
                 }
                 all
             }
-        };
-        out.sort_by(|a, b| {
-            b.finding
-                .hour
-                .cmp(&a.finding.hour)
-                .then_with(|| a.agent_id.cmp(&b.agent_id))
-                .then_with(|| a.finding.metric.cmp(&b.finding.metric))
-        });
-        Ok(out)
+        })
     }
 
     /// The anomaly counts of the overview: every severity, same window and agent filter.

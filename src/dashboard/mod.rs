@@ -5,13 +5,14 @@ mod agents;
 pub mod anomalies;
 mod budgets;
 mod executions;
+pub mod memo;
 mod models;
 mod overview;
 mod timeline;
 
 pub use executions::execution_item;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLDS};
 
@@ -32,14 +33,15 @@ pub const MAX_RECORDS_PER_CALL: usize = 10_000;
 /// The largest `offset` accepted.
 const MAX_OFFSET: u64 = 1_000_000_000;
 
-/// Shared state of every handler: the store, the clock, the time zone and the result cache of
-/// the read tools (`catalog::call` uses it).
+/// Shared state of every handler: the store, the clock, the time zone, the result cache of the
+/// read tools (`catalog::call` uses it) and the anomaly detector's memo.
 #[derive(Clone)]
 pub struct Dashboard {
     pub store: Arc<Store>,
     pub clock: Clock,
     pub zone: Zone,
     pub cache: Arc<ResultCache>,
+    pub memo: Arc<Mutex<memo::Memo>>,
 }
 
 impl Dashboard {
@@ -49,6 +51,7 @@ impl Dashboard {
             clock,
             zone,
             cache: Arc::new(ResultCache::default()),
+            memo: Arc::default(),
         }
     }
 

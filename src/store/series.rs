@@ -145,6 +145,7 @@ impl HourSums {
 /// One agent's non-empty hours, ascending: (start of the UTC hour in milliseconds, sums).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRun {
+    pub agent_key: i64,
     pub agent_id: String,
     pub hours: Vec<(Millis, HourStats)>,
 }
@@ -285,9 +286,55 @@ pub fn agent_hours_part(
     runs(c, range, Agents::Part(part, parts))
 }
 
+/// The agents' series of `range` (see `agent_hours`) for the agents `which` selects.
+pub fn series(c: &Reader<'_>, range: &Window, which: Agents) -> Result<Vec<AgentRun>> {
+    runs(c, range, which)
+}
+
+/// Every agent: key → id.
+pub fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
+    Ok(c.prepare_cached("SELECT key, id FROM agents")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// What was written since a point of the executions log (`executions.seq`, which only grows:
+/// rows are never deleted or rewritten).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The (agent key, UTC hour start) pairs of the rows after the point, up to `seq`.
+    Touched {
+        seq: i64,
+        pairs: Vec<(i64, Millis)>,
+    },
+    /// More than the limit of rows: start afresh from `seq`.
+    TooMany { seq: i64 },
+}
+
+/// The executions written after `seen` (`Changes::TooMany` beyond `limit` rows).
+pub fn changes_since(c: &Connection, seen: i64, limit: i64) -> Result<Changes> {
+    let seq: i64 = c
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM executions")?
+        .query_row([], |r| r.get(0))?;
+    if seq - seen > limit {
+        return Ok(Changes::TooMany { seq });
+    }
+    let mut pairs = std::collections::HashSet::new();
+    let mut stmt =
+        c.prepare_cached("SELECT agent, ts FROM executions WHERE seq > ?1 AND seq <= ?2")?;
+    let mut rows = stmt.query([seen, seq])?;
+    while let Some(r) = rows.next()? {
+        let (agent, ts): (i64, Millis) = (r.get(0)?, r.get(1)?);
+        pairs.insert((agent, ts.div_euclid(HOUR) * HOUR));
+    }
+    let mut pairs: Vec<_> = pairs.into_iter().collect();
+    pairs.sort_unstable();
+    Ok(Changes::Touched { seq, pairs })
+}
+
 /// Which agents a series query reads.
 #[derive(Debug, Clone, Copy)]
-enum Agents {
+pub enum Agents {
     All,
     One(i64),
     /// Keys ≡ .0 (mod .1).
@@ -323,16 +370,14 @@ fn runs(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRun>> {
     for ((agent, hour), sums) in edges {
         by_agent.entry(agent).or_default().push((hour, sums));
     }
-    let ids: HashMap<i64, String> = c
-        .prepare_cached("SELECT key, id FROM agents")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let ids = agent_ids(c)?;
     let mut out: Vec<AgentRun> = by_agent
         .into_iter()
         .filter_map(|(agent, mut hours)| {
             // Rollup hours arrive in order; the (at most two) edge hours were pushed last.
             hours.sort_unstable_by_key(|h| h.0);
             Some(AgentRun {
+                agent_key: agent,
                 agent_id: ids.get(&agent)?.clone(),
                 hours: hours
                     .into_iter()

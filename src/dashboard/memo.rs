@@ -1,0 +1,463 @@
+//! The anomaly memo: the detector's verdicts on complete hours, remembered until data of their
+//! lookback changes, and every agent's recent hours, kept in memory. A call then judges only the
+//! hours nobody judged since their data last changed: under live ingest, the current (partial)
+//! hour and the one that just completed.
+//!
+//! Why it is never stale:
+//! - A complete hour's findings depend only on the agent's hours `[h − 14 days, h]`
+//!   (`anomaly::LOOKBACK_HOURS`; see `AgentSeries`) and the zone, which is fixed per dashboard.
+//! - Executions are never deleted or rewritten, and every stored row gets a larger
+//!   `executions.seq` than the rows before it (one writer at a time, in any process).
+//! - So each call first reads the (agent, hour) of every row written since the last `seq` it
+//!   saw, forgets the verdicts those hours feed and marks the cached hours stale, and only then
+//!   reads what it needs, from snapshots at least that new.
+//!
+//! Partial hours (the current one, or one cut by the window's end) are judged afresh on every
+//! call and never remembered. The memo is bypassed when the store is told not to use rollups:
+//! that path, the plain detector over raw rows, is what `tests/exactness.rs` compares it with.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::anomaly::{AgentSeries, Calendar, Finding, LOOKBACK_HOURS};
+use crate::error::Result;
+use crate::store::series::{self, Agents, AgentRun, Changes};
+use crate::store::{HourStats, Store};
+use crate::time::{Millis, Window, Zone, HOUR};
+
+use super::anomalies::AgentFinding;
+
+/// The lookback of an hour's verdict, in milliseconds (the hour itself excluded).
+const LOOKBACK: Millis = LOOKBACK_HOURS as Millis * HOUR;
+/// Complete hours kept in memory for every agent: the lookback of the newest hour and two days
+/// of slack, so that late data of the last two days is re-judged without touching the store.
+const RECENT: Millis = LOOKBACK + 2 * 24 * HOUR;
+/// More new rows than this since the last call (a bulk import): start afresh rather than read
+/// them all to find what they touched.
+const MAX_CHANGED_ROWS: i64 = 200_000;
+/// More stale cached hours than this: reload the recent hours whole.
+const MAX_STALE_HOURS: usize = 48;
+
+/// What the memo knows; one per dashboard, behind a mutex (`Dashboard::detect_anomalies`).
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// Every change up to this `executions.seq` has been applied.
+    seen: i64,
+    /// Whether `agents` holds every agent the store had at `seen`.
+    loaded: bool,
+    agents: HashMap<i64, AgentMemo>,
+    /// `AgentMemo::hours` holds every agent's hours with executions in `[lo, hi)` (complete
+    /// hours only; empty when `lo >= hi`), but for the `stale` ones, changed since read.
+    lo: Millis,
+    hi: Millis,
+    stale: BTreeSet<Millis>,
+}
+
+#[derive(Debug, Default)]
+struct AgentMemo {
+    id: String,
+    /// Its hours with executions in `[Memo::lo, Memo::hi)`.
+    hours: BTreeMap<Millis, HourStats>,
+    /// The complete hours whose verdicts are known…
+    judged: HourSet,
+    /// …and those of them with findings.
+    found: BTreeMap<Millis, Vec<Finding>>,
+}
+
+impl AgentMemo {
+    /// New data in the hour starting at `hour`: forget the verdicts it feeds.
+    fn forget(&mut self, hour: Millis) {
+        let until = hour + LOOKBACK + HOUR;
+        self.judged.remove(hour, until);
+        let gone: Vec<Millis> = self.found.range(hour..until).map(|(&h, _)| h).collect();
+        for h in gone {
+            self.found.remove(&h);
+        }
+    }
+}
+
+/// A set of hour starts, 64 hours a word.
+#[derive(Debug, Default)]
+struct HourSet(BTreeMap<i64, u64>);
+
+impl HourSet {
+    fn word_bit(hour: Millis) -> (i64, u32) {
+        let n = hour.div_euclid(HOUR);
+        (n.div_euclid(64), n.rem_euclid(64) as u32)
+    }
+
+    fn insert(&mut self, hour: Millis) {
+        let (w, b) = Self::word_bit(hour);
+        *self.0.entry(w).or_default() |= 1 << b;
+    }
+
+    #[cfg(test)]
+    fn contains(&self, hour: Millis) -> bool {
+        let (w, b) = Self::word_bit(hour);
+        self.0.get(&w).is_some_and(|&x| x & (1 << b) != 0)
+    }
+
+    /// The hour starts of `[from, to)` (hour starts) not in the set, ascending.
+    fn missing(&self, from: Millis, to: Millis) -> Vec<Millis> {
+        let (from, to) = (from.div_euclid(HOUR), to.div_euclid(HOUR));
+        let mut out = Vec::new();
+        let mut n = from;
+        while n < to {
+            let (w, b) = (n.div_euclid(64), n.rem_euclid(64));
+            let word = self.0.get(&w).copied().unwrap_or(0);
+            let stop = to.min((w + 1) * 64);
+            let mut bit = b;
+            while n < stop {
+                if word & (1 << bit) == 0 {
+                    out.push(n * HOUR);
+                }
+                n += 1;
+                bit += 1;
+            }
+        }
+        out
+    }
+
+    /// Remove the hours starting in `[from, to)`.
+    fn remove(&mut self, from: Millis, to: Millis) {
+        let (from, to) = (from.div_euclid(HOUR), to.div_euclid(HOUR));
+        if from >= to {
+            return;
+        }
+        let words: Vec<i64> = self
+            .0
+            .range(from.div_euclid(64)..=(to - 1).div_euclid(64))
+            .map(|(&w, _)| w)
+            .collect();
+        for w in words {
+            let lo = (from - w * 64).clamp(0, 64) as u32;
+            let hi = (to - w * 64).clamp(0, 64) as u32;
+            let mask = if hi - lo == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << (hi - lo)) - 1) << lo
+            };
+            if let Some(x) = self.0.get_mut(&w) {
+                *x &= !mask;
+                if *x == 0 {
+                    self.0.remove(&w);
+                }
+            }
+        }
+    }
+}
+
+/// One call's question.
+pub struct Ask<'a> {
+    pub window: &'a Window,
+    pub agent: Option<&'a str>,
+    pub now: Millis,
+    pub zone: Zone,
+}
+
+impl Memo {
+    /// Every anomaly of the hours overlapping the window, for one agent or all, unsorted.
+    pub fn detect(&mut self, store: &Store, ask: &Ask<'_>) -> Result<Vec<AgentFinding>> {
+        let w = ask.window;
+        let first = w.start.div_euclid(HOUR) * HOUR;
+        // Data is complete up to `until`: the hours starting before `done` are complete.
+        let until = w.end.min(ask.now);
+        let done = until.div_euclid(HOUR) * HOUR;
+        self.refresh(store)?;
+        let scope: Vec<i64> = match ask.agent {
+            Some(id) => match self.agents.iter().find(|(_, a)| a.id == id) {
+                Some((&key, _)) => vec![key],
+                None => return Ok(Vec::new()),
+            },
+            None => self.agents.keys().copied().collect(),
+        };
+        let partial: Vec<Millis> = (first.max(done)..w.end).step_by(HOUR as usize).collect();
+        // Per agent, the hours to judge: complete ones without a verdict, and the partial ones.
+        let mut needs: HashMap<i64, Vec<Millis>> = HashMap::new();
+        for &key in &scope {
+            let a = &self.agents[&key];
+            let mut hours = a.judged.missing(first, done);
+            hours.extend(&partial);
+            if !hours.is_empty() {
+                needs.insert(key, hours);
+            }
+        }
+        let mut fresh = Vec::new();
+        if let Some(from) = needs.values().map(|h| h[0]).min() {
+            let from = (from - LOOKBACK).max(0);
+            self.keep_recent(store, ask.now)?;
+            let judged = if self.lo < self.hi && from >= self.lo {
+                self.judge_warm(store, ask, &needs, from, done, until)?
+            } else {
+                judge_cold(store, ask, &needs, from, until)?
+            };
+            for (key, verdicts) in judged {
+                let a = self.agents.entry(key).or_default();
+                for (hour, found) in verdicts {
+                    if hour < done {
+                        a.judged.insert(hour);
+                        if !found.is_empty() {
+                            a.found.insert(hour, found);
+                        }
+                    } else {
+                        fresh.extend(found.into_iter().map(|finding| AgentFinding {
+                            agent_id: a.id.clone(),
+                            finding,
+                        }));
+                    }
+                }
+            }
+        }
+        let mut out = fresh;
+        for key in scope {
+            let a = &self.agents[&key];
+            for found in a.found.range(first..done).map(|(_, f)| f) {
+                out.extend(found.iter().map(|f| AgentFinding {
+                    agent_id: a.id.clone(),
+                    finding: f.clone(),
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Apply the rows written since `seen`.
+    fn refresh(&mut self, store: &Store) -> Result<()> {
+        let changes = store.read(|c| series::changes_since(c, self.seen, MAX_CHANGED_ROWS))?;
+        let mut unknown = !self.loaded;
+        match changes {
+            Changes::TooMany { seq } => {
+                *self = Memo {
+                    seen: seq,
+                    ..Memo::default()
+                };
+                unknown = true;
+            }
+            Changes::Touched { seq, pairs } => {
+                for (key, hour) in pairs {
+                    match self.agents.get_mut(&key) {
+                        Some(a) => a.forget(hour),
+                        None => unknown = true,
+                    }
+                    if self.lo <= hour && hour < self.hi {
+                        self.stale.insert(hour);
+                    }
+                }
+                self.seen = seq;
+            }
+        }
+        if unknown {
+            for (key, id) in store.read(|c| series::agent_ids(c))? {
+                self.agents.entry(key).or_default().id = id;
+            }
+            self.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Bring the recent hours up to date: `[hour of now − RECENT, hour of now)`, stale hours
+    /// read again.
+    fn keep_recent(&mut self, store: &Store, now: Millis) -> Result<()> {
+        let hi = now.div_euclid(HOUR) * HOUR;
+        let lo = (hi - RECENT).max(0);
+        if self.lo >= self.hi
+            || lo >= self.hi
+            || hi < self.hi
+            || self.stale.len() > MAX_STALE_HOURS
+        {
+            for a in self.agents.values_mut() {
+                a.hours.clear();
+            }
+            self.stale.clear();
+            self.load(store, lo, hi)?;
+            (self.lo, self.hi) = (lo, hi);
+            return Ok(());
+        }
+        if hi > self.hi {
+            self.load(store, self.hi, hi)?;
+            self.hi = hi;
+        }
+        if lo > self.lo {
+            for a in self.agents.values_mut() {
+                a.hours = a.hours.split_off(&lo);
+            }
+            self.lo = lo;
+        }
+        let stale = std::mem::take(&mut self.stale);
+        for hour in stale.range(self.lo..self.hi) {
+            self.load(store, *hour, hour + HOUR)?;
+        }
+        Ok(())
+    }
+
+    /// Read every agent's hours of `[from, to)` (whole hours) into the cache.
+    fn load(&mut self, store: &Store, from: Millis, to: Millis) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let range = Window {
+            start: from,
+            end: to,
+        };
+        for run in store.read(|c| series::series(c, &range, Agents::All))? {
+            let a = self.agents.entry(run.agent_key).or_default();
+            a.id = run.agent_id;
+            a.hours.extend(run.hours);
+        }
+        Ok(())
+    }
+
+    /// Judge `needs` from the cached hours before `done` and the store's rows after it.
+    fn judge_warm(
+        &self,
+        store: &Store,
+        ask: &Ask<'_>,
+        needs: &HashMap<i64, Vec<Millis>>,
+        from: Millis,
+        done: Millis,
+        until: Millis,
+    ) -> Result<Vec<(i64, Verdicts)>> {
+        let end = ask.window.end;
+        let mut tail: HashMap<i64, Vec<(Millis, HourStats)>> = HashMap::new();
+        if done < end {
+            let which = match needs.keys().collect::<Vec<_>>()[..] {
+                [&one] => Agents::One(one),
+                _ => Agents::All,
+            };
+            let range = Window {
+                start: done,
+                end,
+            };
+            for run in store.read(|c| series::series(c, &range, which))? {
+                tail.insert(run.agent_key, run.hours);
+            }
+        }
+        let calendar = Calendar::new(ask.zone, from, end);
+        let mut out = Vec::with_capacity(needs.len());
+        for (&key, hours) in needs {
+            let a = &self.agents[&key];
+            let mut rows: Vec<(Millis, HourStats)> = a
+                .hours
+                .range((hours[0] - LOOKBACK).min(done)..done)
+                .map(|(&h, s)| (h, *s))
+                .collect();
+            rows.extend(tail.remove(&key).unwrap_or_default());
+            out.push((key, judge(&rows, hours, end, until, &calendar)));
+        }
+        Ok(out)
+    }
+}
+
+/// Verdicts of one agent: per judged hour, its findings (maybe none).
+type Verdicts = Vec<(Millis, Vec<Finding>)>;
+
+/// Judge `needs` from the store's series of `[from, window end)`: the agents split into one share
+/// per core, each read and judged on its own thread and read connection.
+fn judge_cold(
+    store: &Store,
+    ask: &Ask<'_>,
+    needs: &HashMap<i64, Vec<Millis>>,
+    from: Millis,
+    until: Millis,
+) -> Result<Vec<(i64, Verdicts)>> {
+    let end = ask.window.end;
+    let range = Window { start: from, end };
+    let calendar = Calendar::new(ask.zone, from, end);
+    let judge_runs = |runs: Vec<AgentRun>| -> Vec<(i64, Verdicts)> {
+        runs.into_iter()
+            .filter_map(|run| {
+                let hours = needs.get(&run.agent_key)?;
+                Some((
+                    run.agent_key,
+                    judge(&run.hours, hours, end, until, &calendar),
+                ))
+            })
+            .collect()
+    };
+    let mut out = match needs.keys().collect::<Vec<_>>()[..] {
+        [&one] => judge_runs(store.read(|c| series::series(c, &range, Agents::One(one)))?),
+        _ => {
+            let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as i64;
+            let shares: Vec<Result<Vec<(i64, Verdicts)>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..parts)
+                    .map(|part| {
+                        let (judge_runs, range) = (&judge_runs, &range);
+                        s.spawn(move || {
+                            let which = Agents::Part(part, parts);
+                            Ok(judge_runs(store.read(|c| series::series(c, range, which))?))
+                        })
+                    })
+                    .collect();
+                // A panic goes on up to the tool's own guard (`catalog::call`).
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            let mut all = Vec::new();
+            for share in shares {
+                all.extend(share?);
+            }
+            all
+        }
+    };
+    // An agent without rows in the range has nothing to judge: its complete hours are judged
+    // empty all the same, so they are not read again.
+    let seen: std::collections::HashSet<i64> = out.iter().map(|(k, _)| *k).collect();
+    for (&key, hours) in needs {
+        if !seen.contains(&key) {
+            out.push((key, hours.iter().map(|&h| (h, Vec::new())).collect()));
+        }
+    }
+    Ok(out)
+}
+
+/// Judge `hours` of one agent from its non-empty hours `rows` (ascending, covering each hour's
+/// lookback), the data ending at `end` and complete up to `until`.
+fn judge(
+    rows: &[(Millis, HourStats)],
+    hours: &[Millis],
+    end: Millis,
+    until: Millis,
+    calendar: &Calendar,
+) -> Verdicts {
+    let Some(series) = AgentSeries::from_sparse(rows, end) else {
+        return hours.iter().map(|&h| (h, Vec::new())).collect();
+    };
+    let ctx = series.context(calendar.flags(series.start, series.hours.len()));
+    let mut scratch = Vec::new();
+    hours
+        .iter()
+        .map(|&h| {
+            let mut found = Vec::new();
+            if let Some(i) = series.index(h) {
+                series.judge_hour(i, h + HOUR <= until, &ctx, &mut scratch, &mut found);
+            }
+            (h, found)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_sets_insert_test_and_remove_ranges_across_words() {
+        let mut s = HourSet::default();
+        let h = |n: i64| n * HOUR;
+        for n in [0, 1, 63, 64, 65, 127, 128, 500] {
+            s.insert(h(n));
+        }
+        assert!(s.contains(h(63)) && s.contains(h(64)) && !s.contains(h(2)));
+        s.remove(h(63), h(128));
+        let left: Vec<i64> = [0, 1, 63, 64, 65, 127, 128, 500]
+            .into_iter()
+            .filter(|&n| s.contains(h(n)))
+            .collect();
+        assert_eq!(left, vec![0, 1, 128, 500]);
+        assert_eq!(s.missing(h(126), h(130)), vec![h(126), h(127), h(129)]);
+        assert_eq!(s.missing(h(0), h(2)), Vec::<Millis>::new());
+        s.remove(h(0), h(1000));
+        assert!(s.0.is_empty());
+    }
+}
