@@ -870,8 +870,8 @@ fn the_memo_answers_what_judging_afresh_answers_under_ingest() {
     let mut held: Vec<Execution> = Vec::new();
     let (mut calls, mut found) = (0, 0);
     while clock < end {
-        clock = (clock + rng.random_range(1..8 * 60) * 60_000 + rng.random_range(0..60_000))
-            .min(end);
+        clock =
+            (clock + rng.random_range(1..8 * 60) * 60_000 + rng.random_range(0..60_000)).min(end);
         // What happened up to the clock arrives, but for a tenth held back to arrive late.
         let mut batch = Vec::new();
         while next < live.len() && live[next].ts < clock {

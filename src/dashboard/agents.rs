@@ -12,7 +12,8 @@ use crate::wire::{
 
 use super::budgets::agent_budget_status;
 use super::{
-    fit_items, json_len, page_args, pagination, percent, period, resolve_window, trend, Dashboard,
+    fit_items, joined, json_len, page_args, pagination, percent, period, resolve_window, trend,
+    Dashboard,
 };
 
 fn success_rate(t: &AgentTotals) -> f64 {
@@ -31,12 +32,18 @@ impl Dashboard {
         let sort = input.sort_by.unwrap_or(AgentSort::Cost);
         let order = input.order.unwrap_or(SortOrder::Desc);
         let prev_w = w.previous();
-        let (mut rows, prev) = self.store.read(|c| {
-            Ok((
-                q::agent_totals(c, &w, &Filter::default())?,
-                q::agent_totals(c, &prev_w, &Filter::default())?,
-            ))
-        })?;
+        // The previous window (for trends) on a thread of its own, beside the current one.
+        let (rows, prev) = std::thread::scope(|s| {
+            let prev = s.spawn(|| {
+                self.store
+                    .read(|c| q::agent_totals(c, &prev_w, &Filter::default()))
+            });
+            let rows = self
+                .store
+                .read(|c| q::agent_totals(c, &w, &Filter::default()));
+            (rows, joined(prev))
+        });
+        let (mut rows, prev) = (rows?, prev?);
         let key = |a: &AgentTotals, b: &AgentTotals| -> Ordering {
             match sort {
                 AgentSort::Cost => a.totals.cost.cmp(&b.totals.cost),

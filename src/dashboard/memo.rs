@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::anomaly::{AgentSeries, Calendar, Finding, LOOKBACK_HOURS};
 use crate::error::Result;
-use crate::store::series::{self, Agents, AgentRun, Changes};
+use crate::store::series::{self, AgentRun, Agents, Changes};
 use crate::store::{HourStats, Store};
 use crate::time::{Millis, Window, Zone, HOUR};
 
@@ -259,10 +259,7 @@ impl Memo {
     fn keep_recent(&mut self, store: &Store, now: Millis) -> Result<()> {
         let hi = now.div_euclid(HOUR) * HOUR;
         let lo = (hi - RECENT).max(0);
-        if self.lo >= self.hi
-            || lo >= self.hi
-            || hi < self.hi
-            || self.stale.len() > MAX_STALE_HOURS
+        if self.lo >= self.hi || lo >= self.hi || hi < self.hi || self.stale.len() > MAX_STALE_HOURS
         {
             for a in self.agents.values_mut() {
                 a.hours.clear();
@@ -323,10 +320,7 @@ impl Memo {
                 [&one] => Agents::One(one),
                 _ => Agents::All,
             };
-            let range = Window {
-                start: done,
-                end,
-            };
+            let range = Window { start: done, end };
             for run in store.read(|c| series::series(c, &range, which))? {
                 tail.insert(run.agent_key, run.hours);
             }

@@ -26,6 +26,11 @@ use crate::store::Store;
 use crate::time::{self, format_utc, Clock, Millis, Window, Zone, MAX_WINDOW};
 use crate::wire::{ImportReport, Pagination, Period, RecordUsageInput, Timeframe, WindowArgs};
 
+/// A scoped thread's result; its panic goes on up to the tool's own guard (`catalog::call`).
+pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// The most text one tool result may carry (agents' clients reject larger results).
 pub const MAX_RESULT_BYTES: usize = 80_000;
 /// Records one `dashboard_record_usage` call may carry.

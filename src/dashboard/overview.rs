@@ -2,11 +2,11 @@
 
 use crate::error::Result;
 use crate::money::to_usd;
-use crate::store::{query_fns as q, Filter};
+use crate::store::{query_fns as q, Filter, Totals};
 use crate::time::HOUR;
 use crate::wire::{OverviewInput, OverviewOutput, OverviewSummary, OverviewTrends, TopAgent};
 
-use super::{percent, period, resolve_window, trend, Dashboard};
+use super::{joined, percent, period, resolve_window, trend, Dashboard};
 
 impl Dashboard {
     pub fn overview(&self, input: OverviewInput) -> Result<OverviewOutput> {
@@ -17,26 +17,28 @@ impl Dashboard {
             model: None,
         };
         let prev_w = w.previous();
-        // The anomaly counts (the costliest part) on their own thread, beside the sums.
-        let (sums, anomalies) = std::thread::scope(|s| {
+        // Three independent parts on three threads: the anomaly counts; the previous window and
+        // the p95; the per-agent sums (whose total is the window's) and the budget.
+        let (cur, earlier, anomalies) = std::thread::scope(|s| {
             let anomalies = s.spawn(|| self.anomaly_summary(&w, input.agent_id.as_deref()));
-            let sums = self.store.read(|c| {
-                let cur = q::totals(c, &w, &f)?;
-                Ok((
-                    cur,
-                    q::totals(c, &prev_w, &f)?,
-                    q::p95_duration(c, &w, &f)?,
-                    q::agent_totals(c, &w, &f)?,
-                    self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?,
-                ))
+            let earlier = s.spawn(|| {
+                self.store
+                    .read(|c| Ok((q::totals(c, &prev_w, &f)?, q::p95_duration(c, &w, &f)?)))
             });
-            // A panic goes on up to the tool's own guard (`catalog::call`).
-            let anomalies = anomalies
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (sums, anomalies)
+            let cur = self.store.read(|c| {
+                let agents = q::agent_totals(c, &w, &f)?;
+                let mut cur = Totals::default();
+                for a in &agents {
+                    cur.add(&a.totals);
+                }
+                let budget =
+                    self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?;
+                Ok((cur, agents, budget))
+            });
+            (cur, joined(earlier), joined(anomalies))
         });
-        let (cur, prev, p95, agents, budget_status) = sums?;
+        let (cur, agents, budget_status) = cur?;
+        let (prev, p95) = earlier?;
         let anomalies = anomalies?;
         let top_agent = agents
             .iter()

@@ -327,10 +327,11 @@ pub(super) fn keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
     Ok(Some(k))
 }
 
-/// The rollup plan of `w`, when the reader may and the window has a whole hour.
+/// The rollup plan of `w` when the reader may use rollups (`None`: answer by plain SQL). A
+/// window without a whole hour is all raw edge: its rows are streamed and summed in Rust, which
+/// beats SQL's `GROUP BY` (it sorts the rows first).
 fn plan(c: &Reader<'_>, w: &Window, use_days: bool) -> Option<Plan> {
-    let plan = Plan::of(w, use_days);
-    (c.rollups && plan.uses_rollups()).then_some(plan)
+    c.rollups.then(|| Plan::of(w, use_days))
 }
 
 /// Sums over the window.
@@ -357,18 +358,42 @@ pub const EXACT_P95_MAX: i64 = 20_000;
 /// from the latency histograms (`rollup`).
 pub fn p95_duration(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<f64>> {
     // Histograms are kept per agent, not per model.
-    let plan = plan(c, w, true).filter(|_| f.model.is_none());
-    let Some(plan) = plan else {
+    if !c.rollups {
         return raw_p95_duration(c, w, f);
+    }
+    let plan = plan(c, w, true).filter(|p| f.model.is_none() && p.uses_rollups());
+    let Some(plan) = plan else {
+        return exact_p95_duration(c, w, f);
     };
     let Some(k) = keys(c, f)? else {
         return Ok(None);
     };
     let hist = rollup::histogram(c, &plan, k.agent)?;
     if hist.values().sum::<i64>() <= EXACT_P95_MAX {
-        return raw_p95_duration(c, w, f);
+        return exact_p95_duration(c, w, f);
     }
     Ok(rollup::p95_of(&hist))
+}
+
+/// `raw_p95_duration`'s value with one pass over the rows: the durations are streamed and the
+/// nearest-rank one selected here (SQL's `ORDER BY … OFFSET` after a `COUNT` reads the rows
+/// twice and sorts them).
+fn exact_p95_duration(c: &Connection, w: &Window, f: &Filter) -> Result<Option<f64>> {
+    let Some((cond, params)) = where_clause(c, w, f)? else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT e.duration_ms FROM executions e WHERE {cond} AND e.duration_ms IS NOT NULL"
+    ))?;
+    let mut durations = stmt
+        .query_map(params_from_iter(params), |r| r.get::<_, f64>(0))?
+        .collect::<rusqlite::Result<Vec<f64>>>()?;
+    if durations.is_empty() {
+        return Ok(None);
+    }
+    let rank = (durations.len() * 95).div_ceil(100);
+    let (_, p95, _) = durations.select_nth_unstable_by(rank - 1, f64::total_cmp);
+    Ok(Some(*p95))
 }
 
 /// Per-agent sums over the window (agents with at least one execution), in no set order.
@@ -417,9 +442,12 @@ pub fn grouped(
     key: GroupKey,
 ) -> Result<Vec<(i64, String, Totals)>> {
     // A rollup row must fall into one unit: hours serve units of whole hours, days whole days.
-    let plan = (unit % HOUR == 0)
-        .then(|| plan(c, w, unit % DAY == 0))
-        .flatten();
+    // Finer units are summed from raw rows only.
+    let plan = if unit % HOUR == 0 {
+        plan(c, w, unit % DAY == 0)
+    } else {
+        plan(c, w, false).map(|_| Plan::raw(w))
+    };
     let Some(plan) = plan else {
         return raw_grouped(c, w, f, unit, key);
     };

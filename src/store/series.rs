@@ -303,10 +303,7 @@ pub fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changes {
     /// The (agent key, UTC hour start) pairs of the rows after the point, up to `seq`.
-    Touched {
-        seq: i64,
-        pairs: Vec<(i64, Millis)>,
-    },
+    Touched { seq: i64, pairs: Vec<(i64, Millis)> },
     /// More than the limit of rows: start afresh from `seq`.
     TooMany { seq: i64 },
 }
