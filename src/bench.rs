@@ -112,14 +112,16 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         let file = std::fs::File::open(&jsonl)
             .map_err(|e| Error::Internal(format!("cannot read {}: {e}", jsonl.display())))?;
         let t = Instant::now();
-        let report = ingest::import(
-            &store,
-            vec![Source {
-                name: jsonl.display().to_string(),
-                reader: Box::new(file),
-            }],
-            false,
-        )?;
+        let report = store.bulk(|| {
+            ingest::import(
+                &store,
+                vec![Source {
+                    name: jsonl.display().to_string(),
+                    reader: Box::new(file),
+                }],
+                false,
+            )
+        })?;
         import_secs = Some(t.elapsed().as_secs_f64());
         built = true;
         let _ = std::fs::remove_file(&jsonl);

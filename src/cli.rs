@@ -358,7 +358,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
             }
             let started = std::time::Instant::now();
-            let report = ingest::import(&ctx.dashboard.store, sources, strict)?;
+            let store = &ctx.dashboard.store;
+            let report = store.bulk(|| ingest::import(store, sources, strict))?;
             let secs = started.elapsed().as_secs_f64();
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
