@@ -156,14 +156,11 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
                 call(&fresh, tool, &args)?;
                 t.elapsed().as_secs_f64() * 1000.0
             };
-            let mut times = Vec::with_capacity(cfg.iterations);
-            for _ in 0..cfg.iterations.max(1) {
-                live.write(&store)?;
-                let t = Instant::now();
-                call(&d, tool, &args)?;
-                times.push(t.elapsed());
-            }
-            let uncached = percentiles(times);
+            let uncached = measure_after(
+                cfg.iterations,
+                || live.write(&store),
+                || call(&d, tool, &args),
+            )?;
             call(&d, tool, &args)?;
             let cached = measure(cfg.iterations, || call(&d, tool, &args))?;
             let raw_sql = if cfg.raw_iterations > 0 {
@@ -291,9 +288,19 @@ impl Live {
     }
 }
 
-fn measure(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<Percentiles> {
+fn measure(n: usize, f: impl FnMut() -> Result<()>) -> Result<Percentiles> {
+    measure_after(n, || Ok(()), f)
+}
+
+/// `measure`, running `before` (untimed) ahead of each timed call.
+fn measure_after(
+    n: usize,
+    mut before: impl FnMut() -> Result<()>,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Percentiles> {
     let mut times = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
+        before()?;
         let t = Instant::now();
         f()?;
         times.push(t.elapsed());

@@ -3,7 +3,8 @@
 
 use crate::anomaly::{self, AgentSeries, Calendar, Finding, Scope, HISTORY};
 use crate::error::Result;
-use crate::store::series::{agent_hours, agent_hours_part, AgentRun};
+use crate::store::series::{agent_hours, series, AgentRun, Agents};
+use crate::store::Store;
 use crate::time::{Window, Zone, HOUR};
 use crate::wire::{
     AnomaliesInput, AnomaliesOutput, AnomalyItem, AnomalyMetric, AnomalySummary, ExpectedRange,
@@ -11,7 +12,9 @@ use crate::wire::{
 };
 
 use super::memo::{Ask, Memo};
-use super::{fit_items, json_len, page_args, pagination, period, resolve_window, Dashboard};
+use super::{
+    fit_items, joined, json_len, page_args, pagination, period, resolve_window, Dashboard,
+};
 
 /// A finding with the agent it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,38 +121,10 @@ impl Dashboard {
             }
             out
         };
-        Ok(match agent {
-            Some(_) => judge(self.store.read(|c| agent_hours(c, &fetch, agent))?),
-            // Every agent: a share of them per core, each read and judged on its own thread
-            // with its own read connection (agents are independent of each other).
-            None => {
-                let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-                let shares: Vec<Result<Vec<AgentFinding>>> = std::thread::scope(|s| {
-                    let handles: Vec<_> = (0..parts as i64)
-                        .map(|part| {
-                            let judge = &judge;
-                            let fetch = &fetch;
-                            s.spawn(move || {
-                                let runs = self
-                                    .store
-                                    .read(|c| agent_hours_part(c, fetch, part, parts as i64))?;
-                                Ok(judge(runs))
-                            })
-                        })
-                        .collect();
-                    // A panic goes on up to the tool's own guard (`catalog::call`).
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                        .collect()
-                });
-                let mut all = Vec::new();
-                for share in shares {
-                    all.extend(share?);
-                }
-                all
-            }
-        })
+        match agent {
+            Some(_) => Ok(judge(self.store.read(|c| agent_hours(c, &fetch, agent))?)),
+            None => in_shares(&self.store, &fetch, judge),
+        }
     }
 
     /// The anomaly counts of the overview: every severity, same window and agent filter.
@@ -160,6 +135,34 @@ impl Dashboard {
         }
         Ok(s)
     }
+}
+
+/// Every agent's series of `range`, judged by `judge`: the agents split by key into one share per
+/// core, each share read and judged on its own thread with its own read connection (agents are
+/// independent of each other).
+pub(super) fn in_shares<T: Send>(
+    store: &Store,
+    range: &Window,
+    judge: impl Fn(Vec<AgentRun>) -> Vec<T> + Sync,
+) -> Result<Vec<T>> {
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as i64;
+    let shares: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..parts)
+            .map(|part| {
+                let judge = &judge;
+                s.spawn(move || {
+                    let which = Agents::Part(part, parts);
+                    Ok(judge(store.read(|c| series(c, range, which))?))
+                })
+            })
+            .collect();
+        handles.into_iter().map(joined).collect()
+    });
+    let mut all = Vec::new();
+    for share in shares {
+        all.extend(share?);
+    }
+    Ok(all)
 }
 
 /// Round to `dp` decimals for display (the detector keeps full precision).

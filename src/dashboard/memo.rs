@@ -24,7 +24,7 @@ use crate::store::series::{self, AgentRun, Agents, Changes};
 use crate::store::{HourStats, Store};
 use crate::time::{Millis, Window, Zone, HOUR};
 
-use super::anomalies::AgentFinding;
+use super::anomalies::{in_shares, AgentFinding};
 
 /// The lookback of an hour's verdict, in milliseconds (the hour itself excluded).
 const LOOKBACK: Millis = LOOKBACK_HOURS as Millis * HOUR;
@@ -42,8 +42,6 @@ const MAX_STALE_HOURS: usize = 48;
 pub struct Memo {
     /// Every change up to this `executions.seq` has been applied.
     seen: i64,
-    /// Whether `agents` holds every agent the store had at `seen`.
-    loaded: bool,
     agents: HashMap<i64, AgentMemo>,
     /// `AgentMemo::hours` holds every agent's hours with executions in `[lo, hi)` (complete
     /// hours only; empty when `lo >= hi`), but for the `stale` ones, changed since read.
@@ -223,14 +221,13 @@ impl Memo {
     /// Apply the rows written since `seen`.
     fn refresh(&mut self, store: &Store) -> Result<()> {
         let changes = store.read(|c| series::changes_since(c, self.seen, MAX_CHANGED_ROWS))?;
-        let mut unknown = !self.loaded;
+        let mut unknown = false;
         match changes {
             Changes::TooMany { seq } => {
                 *self = Memo {
                     seen: seq,
                     ..Memo::default()
                 };
-                unknown = true;
             }
             Changes::Touched { seq, pairs } => {
                 for (key, hour) in pairs {
@@ -245,11 +242,11 @@ impl Memo {
                 self.seen = seq;
             }
         }
-        if unknown {
+        // A new agent, or nothing known yet (or started afresh): read every agent's id.
+        if unknown || self.agents.is_empty() {
             for (key, id) in store.read(|c| series::agent_ids(c))? {
                 self.agents.entry(key).or_default().id = id;
             }
-            self.loaded = true;
         }
         Ok(())
     }
@@ -316,10 +313,7 @@ impl Memo {
         let end = ask.window.end;
         let mut tail: HashMap<i64, Vec<(Millis, HourStats)>> = HashMap::new();
         if done < end {
-            let which = match needs.keys().collect::<Vec<_>>()[..] {
-                [&one] => Agents::One(one),
-                _ => Agents::All,
-            };
+            let which = sole(needs).map_or(Agents::All, Agents::One);
             let range = Window { start: done, end };
             for run in store.read(|c| series::series(c, &range, which))? {
                 tail.insert(run.agent_key, run.hours);
@@ -344,8 +338,16 @@ impl Memo {
 /// Verdicts of one agent: per judged hour, its findings (maybe none).
 type Verdicts = Vec<(Millis, Vec<Finding>)>;
 
-/// Judge `needs` from the store's series of `[from, window end)`: the agents split into one share
-/// per core, each read and judged on its own thread and read connection.
+/// The one agent `needs` holds, if it holds just one.
+fn sole(needs: &HashMap<i64, Vec<Millis>>) -> Option<i64> {
+    match needs.len() {
+        1 => needs.keys().next().copied(),
+        _ => None,
+    }
+}
+
+/// Judge `needs` from the store's series of `[from, window end)`: one agent's alone, or every
+/// agent's in shares on all cores (`in_shares`).
 fn judge_cold(
     store: &Store,
     ask: &Ask<'_>,
@@ -367,32 +369,9 @@ fn judge_cold(
             })
             .collect()
     };
-    let mut out = match needs.keys().collect::<Vec<_>>()[..] {
-        [&one] => judge_runs(store.read(|c| series::series(c, &range, Agents::One(one)))?),
-        _ => {
-            let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as i64;
-            let shares: Vec<Result<Vec<(i64, Verdicts)>>> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..parts)
-                    .map(|part| {
-                        let (judge_runs, range) = (&judge_runs, &range);
-                        s.spawn(move || {
-                            let which = Agents::Part(part, parts);
-                            Ok(judge_runs(store.read(|c| series::series(c, range, which))?))
-                        })
-                    })
-                    .collect();
-                // A panic goes on up to the tool's own guard (`catalog::call`).
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-            let mut all = Vec::new();
-            for share in shares {
-                all.extend(share?);
-            }
-            all
-        }
+    let mut out = match sole(needs) {
+        Some(one) => judge_runs(store.read(|c| series::series(c, &range, Agents::One(one)))?),
+        None => in_shares(store, &range, judge_runs)?,
     };
     // An agent without rows in the range has nothing to judge: its complete hours are judged
     // empty all the same, so they are not read again.

@@ -395,24 +395,17 @@ pub fn sums(
     let key = by.column();
     // Raw edges. One sum: SQLite's aggregate. Grouped: the rows are streamed and summed here,
     // as a `GROUP BY` would sort them first (a fifth of a short window's time went to that sort).
-    if unit.is_none() && by == By::Nothing {
-        for w in &plan.raw {
-            let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
-            let cond = filter_sql("e.", k, &mut params);
+    for w in &plan.raw {
+        let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
+        let cond = filter_sql("e.", k, &mut params);
+        if unit.is_none() && by == By::Nothing {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {TOTALS_COLUMNS} FROM executions e WHERE e.ts >= ? AND e.ts < ?{cond}"
             ))?;
             let t = stmt.query_row(params_from_iter(params), |r| totals_at(r, 0))?;
             out.entry((0, 0)).or_default().add(&t);
+            continue;
         }
-    }
-    for w in plan
-        .raw
-        .iter()
-        .filter(|_| unit.is_some() || by != By::Nothing)
-    {
-        let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
-        let cond = filter_sql("e.", k, &mut params);
         let key = if by == By::Nothing {
             "0".to_owned()
         } else {

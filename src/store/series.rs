@@ -272,23 +272,7 @@ pub fn agent_hours(c: &Reader<'_>, range: &Window, agent: Option<&str>) -> Resul
         Some(_) => Agents::All,
         None => return Ok(Vec::new()),
     };
-    runs(c, range, only)
-}
-
-/// `agent_hours` for the agents whose key is `part` modulo `parts`: one share of the agents,
-/// for reading and judging them on several cores at once.
-pub fn agent_hours_part(
-    c: &Reader<'_>,
-    range: &Window,
-    part: i64,
-    parts: i64,
-) -> Result<Vec<AgentRun>> {
-    runs(c, range, Agents::Part(part, parts))
-}
-
-/// The agents' series of `range` (see `agent_hours`) for the agents `which` selects.
-pub fn series(c: &Reader<'_>, range: &Window, which: Agents) -> Result<Vec<AgentRun>> {
-    runs(c, range, which)
+    series(c, range, only)
 }
 
 /// Every agent: key → id.
@@ -349,7 +333,8 @@ impl Agents {
     }
 }
 
-fn runs(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRun>> {
+/// The agents' series of `range` (see `agent_hours`) for the agents `key` selects.
+pub fn series(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRun>> {
     // agent key → (hour number, sums), each in hour order once sorted.
     let mut by_agent: HashMap<i64, Vec<(i64, HourSums)>> = HashMap::new();
     let mut edges: HashMap<(i64, i64), HourSums> = HashMap::new();
