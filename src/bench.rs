@@ -135,6 +135,11 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     store.checkpoint()?;
     let executions = store.read(|c| crate::store::query_fns::execution_count(c))?;
     let store_bytes = file_len(&cfg.db) + file_len(&wal_path(&cfg.db));
+    drop(store);
+    // The timed calls write live rows (and set budgets): they go to a copy, so every run measures
+    // the dataset as built, not one grown by the rows of earlier runs.
+    let copy = WorkingCopy::of(&cfg.db)?;
+    let store = Arc::new(Store::open(&copy.0)?);
     let d = Dashboard::new(store.clone(), Clock::Fixed(now), Zone::default());
     set_budgets(&d)?;
     let mut live = Live::new(now);
@@ -343,6 +348,40 @@ fn write_jsonl(path: &Path, events: u64, seed: u64, now: Millis) -> Result<()> {
         }
     }
     out.flush().map_err(io)
+}
+
+/// A copy of the (checkpointed) database beside it, removed with its WAL when dropped.
+struct WorkingCopy(PathBuf);
+
+impl WorkingCopy {
+    fn of(db: &Path) -> Result<WorkingCopy> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".bench-run");
+        let copy = WorkingCopy(PathBuf::from(name));
+        copy.remove();
+        std::fs::copy(db, &copy.0).map_err(|e| {
+            Error::Internal(format!(
+                "cannot copy {} to {}: {e}",
+                db.display(),
+                copy.0.display()
+            ))
+        })?;
+        Ok(copy)
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+}
+
+impl Drop for WorkingCopy {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 fn file_len(p: &Path) -> u64 {

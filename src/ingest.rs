@@ -390,12 +390,15 @@ fn write_batch(
     let mut inserted = Vec::new();
     for (i, (line, r)) in parsed.iter().enumerate() {
         match r {
-            Ok(e) => match ins.insert(e)? {
-                InsertOutcome::Inserted => {
+            Ok(e) => match ins.insert(e) {
+                Ok(InsertOutcome::Inserted) => {
                     report.accepted += 1;
                     inserted.push(i);
                 }
-                InsertOutcome::Duplicate => report.duplicates += 1,
+                Ok(InsertOutcome::Duplicate) => report.duplicates += 1,
+                // A record the store cannot take (a millisecond already full): that line only.
+                Err(err @ Error::Invalid { .. }) => reject(report, *line, &err.to_string()),
+                Err(err) => return Err(err),
             },
             Err(reason) => reject(report, *line, reason),
         }

@@ -6,11 +6,12 @@
 //! Why it is never stale:
 //! - A complete hour's findings depend only on the agent's hours `[h − 14 days, h]`
 //!   (`anomaly::LOOKBACK_HOURS`; see `AgentSeries`) and the zone, which is fixed per dashboard.
-//! - Executions are never deleted or rewritten, and every stored row gets a larger
-//!   `executions.seq` than the rows before it (one writer at a time, in any process).
-//! - So each call first reads the (agent, hour) of every row written since the last `seq` it
-//!   saw, forgets the verdicts those hours feed and marks the cached hours stale, and only then
-//!   reads what it needs, from snapshots at least that new.
+//! - Executions are never deleted or rewritten, and every write transaction marks the
+//!   `agent_hour` rows it adds to with a generation larger than any before (one writer at a
+//!   time, in any process; `series::next_gen`).
+//! - So each call first reads, in one snapshot, the (agent, hour) rows marked since the last
+//!   generation it saw, forgets the verdicts those hours feed and marks the cached hours stale,
+//!   and only then reads what it needs, from snapshots at least that new.
 //!
 //! Partial hours (the current one, or one cut by the window's end) are judged afresh on every
 //! call and never remembered. The memo is bypassed when the store is told not to use rollups:
@@ -31,16 +32,17 @@ const LOOKBACK: Millis = LOOKBACK_HOURS as Millis * HOUR;
 /// Complete hours kept in memory for every agent: the lookback of the newest hour and two days
 /// of slack, so that late data of the last two days is re-judged without touching the store.
 const RECENT: Millis = LOOKBACK + 2 * 24 * HOUR;
-/// More new rows than this since the last call (a bulk import): start afresh rather than read
-/// them all to find what they touched.
-const MAX_CHANGED_ROWS: i64 = 200_000;
+/// More (agent, hour) pairs written to than this since the last call (a bulk import): start
+/// afresh rather than forget verdicts pair by pair.
+const MAX_CHANGED_PAIRS: usize = 20_000;
 /// More stale cached hours than this: reload the recent hours whole.
 const MAX_STALE_HOURS: usize = 48;
 
 /// What the memo knows; one per dashboard, behind a mutex (`Dashboard::detect_anomalies`).
 #[derive(Debug, Default)]
 pub struct Memo {
-    /// Every change up to this `executions.seq` has been applied.
+    /// Every change up to this generation of `agent_hour` has been applied
+    /// (`series::changes_since`).
     seen: i64,
     agents: HashMap<i64, AgentMemo>,
     /// `AgentMemo::hours` holds every agent's hours with executions in `[lo, hi)` (complete
@@ -220,16 +222,23 @@ impl Memo {
 
     /// Apply the rows written since `seen`.
     fn refresh(&mut self, store: &Store) -> Result<()> {
-        let changes = store.read(|c| series::changes_since(c, self.seen, MAX_CHANGED_ROWS))?;
         let mut unknown = false;
+        let changes = if self.agents.is_empty() {
+            // Nothing known, nothing to forget.
+            Changes::TooMany {
+                gen: store.read(|c| series::latest_gen(c))?,
+            }
+        } else {
+            store.read(|c| series::changes_since(c, self.seen, MAX_CHANGED_PAIRS))?
+        };
         match changes {
-            Changes::TooMany { seq } => {
+            Changes::TooMany { gen } => {
                 *self = Memo {
-                    seen: seq,
+                    seen: gen,
                     ..Memo::default()
                 };
             }
-            Changes::Touched { seq, pairs } => {
+            Changes::Touched { gen, pairs } => {
                 for (key, hour) in pairs {
                     match self.agents.get_mut(&key) {
                         Some(a) => a.forget(hour),
@@ -239,7 +248,7 @@ impl Memo {
                         self.stale.insert(hour);
                     }
                 }
-                self.seen = seq;
+                self.seen = gen;
             }
         }
         // A new agent, or nothing known yet (or started afresh): read every agent's id.

@@ -8,7 +8,7 @@ use crate::money::Nanos;
 use crate::time::{Millis, Window};
 
 use super::query::{self, Filter};
-use super::Reader;
+use super::{pos, Reader};
 use crate::wire::BudgetPeriod;
 
 /// The scope of the budget that covers every agent together.
@@ -104,15 +104,15 @@ pub fn cost_between(c: &Reader<'_>, scope: &str, start: Millis, end: Millis) -> 
 pub fn raw_cost_between(c: &Connection, scope: &str, start: Millis, end: Millis) -> Result<Nanos> {
     let cost = if scope == GLOBAL {
         c.prepare_cached(
-            "SELECT COALESCE(SUM(cost), 0) FROM executions WHERE ts >= ?1 AND ts < ?2",
+            "SELECT COALESCE(SUM(cost), 0) FROM executions WHERE pos >= ?1 AND pos < ?2",
         )?
-        .query_row(params![start, end], |r| r.get(0))?
+        .query_row(params![pos(start), pos(end)], |r| r.get(0))?
     } else {
         c.prepare_cached(
             "SELECT COALESCE(SUM(cost), 0) FROM executions
-             WHERE agent = (SELECT key FROM agents WHERE id = ?1) AND ts >= ?2 AND ts < ?3",
+             WHERE agent = (SELECT key FROM agents WHERE id = ?1) AND pos >= ?2 AND pos < ?3",
         )?
-        .query_row(params![scope, start, end], |r| r.get(0))?
+        .query_row(params![scope, pos(start), pos(end)], |r| r.get(0))?
     };
     Ok(cost)
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::money::Nanos;
 use crate::time::Millis;
 
@@ -67,10 +67,11 @@ impl<'t> Inserter<'t> {
     pub fn insert(&mut self, e: &Execution) -> Result<InsertOutcome> {
         let agent = self.agent_key(&e.agent_id)?;
         let model = self.model_key(&e.model)?;
+        let pos = self.next_pos(e.ts)?;
         let inserted = self
             .tx
             .prepare_cached(
-                "INSERT INTO executions (id, ts, agent, model, prompt_tokens, completion_tokens,
+                "INSERT INTO executions (id, pos, agent, model, prompt_tokens, completion_tokens,
                    cache_read_tokens, cache_write_tokens, cost, duration_ms, success, error,
                    status_code, session_id, task_type, metadata)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
@@ -78,7 +79,7 @@ impl<'t> Inserter<'t> {
             )?
             .execute(params![
                 e.id,
-                e.ts,
+                pos,
                 agent,
                 model,
                 e.prompt_tokens,
@@ -111,6 +112,27 @@ impl<'t> Inserter<'t> {
             }
         }
         Ok(InsertOutcome::Inserted)
+    }
+
+    /// The next free `pos` of the millisecond `ts` (see `store::PER_MILLISECOND`).
+    fn next_pos(&self, ts: Millis) -> Result<i64> {
+        let first = super::pos(ts);
+        let last: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT MAX(pos) FROM executions WHERE pos >= ?1 AND pos < ?2")?
+            .query_row([first, first + super::PER_MILLISECOND], |r| r.get(0))?;
+        match last {
+            None => Ok(first),
+            Some(p) if p + 1 < first + super::PER_MILLISECOND => Ok(p + 1),
+            Some(_) => Err(Error::Invalid {
+                field: "timestamp".into(),
+                message: format!(
+                    "{} already has {} executions, the most one millisecond can hold; spread the timestamps",
+                    crate::time::format_utc(ts),
+                    super::PER_MILLISECOND
+                ),
+            }),
+        }
     }
 
     fn agent_key(&mut self, id: &str) -> Result<i64> {

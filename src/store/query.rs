@@ -12,7 +12,7 @@ use crate::money::Nanos;
 use crate::time::{Millis, Window, DAY, HOUR};
 
 use super::rollup::{self, By, Keys, Plan};
-use super::Reader;
+use super::{pos, Reader};
 
 /// Optional filters shared by the queries.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -116,8 +116,8 @@ fn where_clause(c: &Connection, w: &Window, f: &Filter) -> Result<Option<(String
     let Some(k) = keys(c, f)? else {
         return Ok(None);
     };
-    let mut sql = String::from("e.ts >= ? AND e.ts < ?");
-    let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
+    let mut sql = String::from("e.pos >= ? AND e.pos < ?");
+    let mut params = vec![Value::Integer(pos(w.start)), Value::Integer(pos(w.end))];
     if let Some(key) = k.agent {
         sql.push_str(" AND e.agent = ?");
         params.push(Value::Integer(key));
@@ -272,18 +272,27 @@ pub fn executions(
             .prepare_cached(&format!("SELECT COUNT(*) FROM executions e WHERE {cond}"))?
             .query_row(params_from_iter(params.iter()), |r| r.get(0))?,
     };
+    // The rows come in time order (`pos` descending); only the ties of one millisecond need
+    // sorting by id, so rows are read until the page is full and its last millisecond complete.
     let sql = format!(
         "SELECT e.id, e.ts, a.id, m.name, e.prompt_tokens, e.completion_tokens, e.cache_read_tokens,
                 e.cache_write_tokens, e.cost, e.duration_ms, e.success, e.error, e.status_code,
                 e.session_id, e.task_type, e.metadata
          FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
-         WHERE {cond} ORDER BY e.ts DESC, e.id ASC LIMIT {limit} OFFSET {offset}"
+         WHERE {cond} ORDER BY e.pos DESC"
     );
+    let wanted = usize::try_from(offset.saturating_add(u64::from(limit))).unwrap_or(usize::MAX);
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(params), |r| {
-        Ok(ExecutionRow {
+    let mut rows = stmt.query(params_from_iter(params))?;
+    let mut page: Vec<ExecutionRow> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let ts: Millis = r.get(1)?;
+        if page.len() >= wanted && page.last().is_some_and(|last| last.ts != ts) {
+            break;
+        }
+        page.push(ExecutionRow {
             id: r.get(0)?,
-            ts: r.get(1)?,
+            ts,
             agent_id: r.get(2)?,
             model: r.get(3)?,
             prompt_tokens: r.get(4)?,
@@ -298,9 +307,14 @@ pub fn executions(
             session_id: r.get(13)?,
             task_type: r.get(14)?,
             metadata: r.get(15)?,
-        })
-    })?;
-    Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+        });
+    }
+    page.sort_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.id.cmp(&b.id)));
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    Ok((
+        total,
+        page.into_iter().skip(skip).take(limit as usize).collect(),
+    ))
 }
 
 /// The agent and model keys of a filter; `None` when it names one never stored.

@@ -24,6 +24,7 @@ use rusqlite::{params, params_from_iter, Connection, Transaction};
 use crate::error::Result;
 use crate::time::{Millis, Window, DAY, HOUR};
 
+use super::pos;
 use super::query::{totals_at, Totals, TOTALS_COLUMNS};
 
 /// Histogram buckets per doubling of the duration.
@@ -146,7 +147,10 @@ impl Pending {
 
     /// Add everything counted to the rollup tables, in `tx`.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        super::series::upsert(tx, &self.agent_hours)?;
+        if !self.agent_hours.is_empty() {
+            let gen = super::series::next_gen(tx)?;
+            super::series::upsert(tx, &self.agent_hours, Some(gen))?;
+        }
         self.agent_hours.clear();
         let mut days: HashMap<(i64, i64, i64), Cell> = HashMap::new();
         let mut model_hours: HashMap<(i64, i64), Cell> = HashMap::new();
@@ -396,11 +400,11 @@ pub fn sums(
     // Raw edges. One sum: SQLite's aggregate. Grouped: the rows are streamed and summed here,
     // as a `GROUP BY` would sort them first (a fifth of a short window's time went to that sort).
     for w in &plan.raw {
-        let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
+        let mut params = vec![Value::Integer(pos(w.start)), Value::Integer(pos(w.end))];
         let cond = filter_sql("e.", k, &mut params);
         if unit.is_none() && by == By::Nothing {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {TOTALS_COLUMNS} FROM executions e WHERE e.ts >= ? AND e.ts < ?{cond}"
+                "SELECT {TOTALS_COLUMNS} FROM executions e WHERE e.pos >= ? AND e.pos < ?{cond}"
             ))?;
             let t = stmt.query_row(params_from_iter(params), |r| totals_at(r, 0))?;
             out.entry((0, 0)).or_default().add(&t);
@@ -415,7 +419,7 @@ pub fn sums(
             "SELECT e.ts, {key}, e.success,
                  e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens,
                  e.cost, e.duration_ms
-             FROM executions e WHERE e.ts >= ? AND e.ts < ?{cond}"
+             FROM executions e WHERE e.pos >= ? AND e.pos < ?{cond}"
         ))?;
         let mut rows = stmt.query(params_from_iter(params))?;
         while let Some(r) = rows.next()? {
@@ -476,11 +480,11 @@ pub fn sums(
 pub fn histogram(c: &Connection, plan: &Plan, agent: Option<i64>) -> Result<BTreeMap<i64, i64>> {
     let mut hist: BTreeMap<i64, i64> = BTreeMap::new();
     for w in &plan.raw {
-        let mut params = vec![Value::Integer(w.start), Value::Integer(w.end)];
+        let mut params = vec![Value::Integer(pos(w.start)), Value::Integer(pos(w.end))];
         let cond = filter_sql("e.", &Keys { agent, model: None }, &mut params);
         let mut stmt = c.prepare_cached(&format!(
             "SELECT e.duration_ms FROM executions e
-             WHERE e.ts >= ? AND e.ts < ?{cond} AND e.duration_ms IS NOT NULL"
+             WHERE e.pos >= ? AND e.pos < ?{cond} AND e.duration_ms IS NOT NULL"
         ))?;
         let mut rows = stmt.query(params_from_iter(params))?;
         while let Some(r) = rows.next()? {

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, Transaction};
+use rusqlite::{params_from_iter, Connection, Transaction};
 
 use crate::error::Result;
 use crate::money::Nanos;
@@ -30,7 +30,7 @@ use crate::time::{Millis, Window, HOUR};
 
 use super::query::{keys, Filter, Totals};
 use super::rollup::Keys;
-use super::Reader;
+use super::{pos, Reader};
 
 const TOKENS: &str =
     "e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens";
@@ -174,16 +174,25 @@ fn int(v: &Value) -> i128 {
     }
 }
 
-/// Add `sums` ((UTC hour number, agent key) → sums) to the `agent_hour` rollup, and their days
-/// to `agent_day`, in `tx`.
-pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
+/// Add `sums` ((UTC hour number, agent key) → sums) to the `agent_hour` rollup, marking each row
+/// with the write's generation `gen` (`next_gen`; `None` only for the back-fill of migration 4,
+/// before the column exists), and their days to `agent_day`, in `tx`.
+pub fn upsert(
+    tx: &Transaction<'_>,
+    sums: &HashMap<(i64, i64), HourSums>,
+    gen: Option<i64>,
+) -> Result<()> {
+    let (gen_column, gen_value, gen_update) = match gen {
+        Some(_) => (", gen", ", ?20", "gen = excluded.gen,"),
+        None => ("", "", ""),
+    };
+    let mut stmt = tx.prepare_cached(&format!(
         "INSERT INTO agent_hour (hour, agent, calls, errors, tokens, cost, timed, duration_sum,
              cost_sq_hi, cost_sq_lo, tokens_sq_hi, tokens_sq_lo, max_cost, max_tokens, ok_timed,
-             ok_us, ok_ms_sq_hi, ok_ms_sq_lo, ok_max_us)
+             ok_us, ok_ms_sq_hi, ok_ms_sq_lo, ok_max_us{gen_column})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19)
-         ON CONFLICT (hour, agent) DO UPDATE SET
+             ?19{gen_value})
+         ON CONFLICT (hour, agent) DO UPDATE SET {gen_update}
              calls = calls + excluded.calls, errors = errors + excluded.errors,
              tokens = tokens + excluded.tokens, cost = cost + excluded.cost,
              timed = timed + excluded.timed, duration_sum = duration_sum + excluded.duration_sum,
@@ -196,34 +205,39 @@ pub fn upsert(tx: &Transaction<'_>, sums: &HashMap<(i64, i64), HourSums>) -> Res
              ok_timed = ok_timed + excluded.ok_timed, ok_us = ok_us + excluded.ok_us,
              ok_ms_sq_hi = ok_ms_sq_hi + excluded.ok_ms_sq_hi,
              ok_ms_sq_lo = ok_ms_sq_lo + excluded.ok_ms_sq_lo,
-             ok_max_us = max(ok_max_us, excluded.ok_max_us)",
-    )?;
+             ok_max_us = max(ok_max_us, excluded.ok_max_us)"
+    ))?;
     let mut days: HashMap<(i64, i64), Totals> = HashMap::new();
     for (&(hour, agent), s) in sums {
         let (cost_hi, cost_lo) = split(s.cost_sq);
         let (tok_hi, tok_lo) = split(s.tokens_sq);
         let (ms_hi, ms_lo) = split(s.ok_ms_sq);
-        stmt.execute(params![
-            hour,
-            agent,
-            s.totals.calls,
-            s.totals.errors,
-            s.totals.tokens,
-            s.totals.cost,
-            s.totals.timed,
-            s.totals.duration_sum,
-            cost_hi,
-            cost_lo,
-            tok_hi,
-            tok_lo,
-            s.max_cost,
-            s.max_tokens,
-            s.ok_timed,
-            i64::try_from(s.ok_us).unwrap_or(i64::MAX),
-            ms_hi,
-            ms_lo,
-            s.ok_max_us
-        ])?;
+        let ok_us = i64::try_from(s.ok_us).unwrap_or(i64::MAX);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+            &hour,
+            &agent,
+            &s.totals.calls,
+            &s.totals.errors,
+            &s.totals.tokens,
+            &s.totals.cost,
+            &s.totals.timed,
+            &s.totals.duration_sum,
+            &cost_hi,
+            &cost_lo,
+            &tok_hi,
+            &tok_lo,
+            &s.max_cost,
+            &s.max_tokens,
+            &s.ok_timed,
+            &ok_us,
+            &ms_hi,
+            &ms_lo,
+            &s.ok_max_us,
+        ];
+        if let Some(g) = &gen {
+            values.push(g);
+        }
+        stmt.execute(values.as_slice())?;
         days.entry((hour.div_euclid(24), agent))
             .or_default()
             .add(&s.totals);
@@ -253,7 +267,7 @@ pub fn backfill(tx: &Transaction<'_>) -> Result<()> {
             );
         }
     }
-    upsert(tx, &sums)
+    upsert(tx, &sums, None)
 }
 
 /// Every non-empty (agent, UTC hour) of `range`, optionally for one agent only, one run per
@@ -282,35 +296,54 @@ pub fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// What was written since a point of the executions log (`executions.seq`, which only grows:
-/// rows are never deleted or rewritten).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Changes {
-    /// The (agent key, UTC hour start) pairs of the rows after the point, up to `seq`.
-    Touched { seq: i64, pairs: Vec<(i64, Millis)> },
-    /// More than the limit of rows: start afresh from `seq`.
-    TooMany { seq: i64 },
+/// The generation the next write transaction marks its `agent_hour` rows with: one more than any
+/// stored, so generations only grow (rows are never deleted).
+pub fn next_gen(tx: &Transaction<'_>) -> Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT COALESCE(MAX(gen), 0) + 1 FROM agent_hour")?
+        .query_row([], |r| r.get(0))?)
 }
 
-/// The executions written after `seen` (`Changes::TooMany` beyond `limit` rows).
-pub fn changes_since(c: &Connection, seen: i64, limit: i64) -> Result<Changes> {
-    let seq: i64 = c
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM executions")?
-        .query_row([], |r| r.get(0))?;
-    if seq - seen > limit {
-        return Ok(Changes::TooMany { seq });
-    }
-    let mut pairs = std::collections::HashSet::new();
-    let mut stmt =
-        c.prepare_cached("SELECT agent, ts FROM executions WHERE seq > ?1 AND seq <= ?2")?;
-    let mut rows = stmt.query([seen, seq])?;
+/// What was written since a generation of `agent_hour` (see `next_gen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The (agent key, UTC hour start) pairs written to after the point, up to generation `gen`.
+    Touched { gen: i64, pairs: Vec<(i64, Millis)> },
+    /// More than the limit of pairs: start afresh from `gen`.
+    TooMany { gen: i64 },
+}
+
+/// The generation of the latest write (0: none since migration 5).
+pub fn latest_gen(c: &Connection) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT COALESCE(MAX(gen), 0) FROM agent_hour")?
+            .query_row([], |r| r.get(0))?,
+    )
+}
+
+/// The (agent, hour) pairs written to after generation `seen` (`Changes::TooMany` beyond `limit`).
+/// One statement, so one snapshot: a row's `gen` moves on with every write to it, and a second
+/// read could miss a pair that was written to again in between.
+pub fn changes_since(c: &Connection, seen: i64, limit: usize) -> Result<Changes> {
+    let mut gen = seen;
+    let mut pairs = Vec::new();
+    let mut stmt = c.prepare_cached("SELECT agent, hour, gen FROM agent_hour WHERE gen > ?1")?;
+    let mut rows = stmt.query([seen])?;
     while let Some(r) = rows.next()? {
-        let (agent, ts): (i64, Millis) = (r.get(0)?, r.get(1)?);
-        pairs.insert((agent, ts.div_euclid(HOUR) * HOUR));
+        if pairs.len() == limit {
+            // Reading the latest generation after this snapshot is safe: whatever is loaded
+            // afresh is at least that new.
+            drop(rows);
+            return Ok(Changes::TooMany {
+                gen: latest_gen(c)?,
+            });
+        }
+        let (agent, hour, g): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        pairs.push((agent, hour * HOUR));
+        gen = gen.max(g);
     }
-    let mut pairs: Vec<_> = pairs.into_iter().collect();
     pairs.sort_unstable();
-    Ok(Changes::Touched { seq, pairs })
+    Ok(Changes::Touched { gen, pairs })
 }
 
 /// Which agents a series query reads.
@@ -388,10 +421,10 @@ fn raw_sums(
         return Ok(());
     }
     let (cond, mut params) = agents.condition("e.agent");
-    params.splice(0..0, [start, end]);
+    params.splice(0..0, [pos(start), pos(end)]);
     let sql = format!(
         "SELECT e.agent, e.ts, e.success, {TOKENS}, e.cost, e.duration_ms FROM executions e
-         WHERE e.ts >= ? AND e.ts < ? AND {cond}"
+         WHERE e.pos >= ? AND e.pos < ? AND {cond}"
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
