@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::time::{Millis, Window, DAY, HOUR};
 
 use super::pos;
@@ -106,8 +106,8 @@ impl Cell {
 pub struct Pending {
     /// (hour, agent, model) → sums.
     sums: HashMap<(i64, i64, i64), Cell>,
-    /// (agent or 0 for all, hour, bucket) → count.
-    latency: HashMap<(i64, i64, i64), i64>,
+    /// (agent or 0 for all, hour) → bucket → count.
+    latency: HashMap<(i64, i64), BTreeMap<i64, i64>>,
     /// (hour, agent) → the anomaly detector's sums (`agent_hour`).
     agent_hours: HashMap<(i64, i64), super::series::HourSums>,
 }
@@ -140,8 +140,9 @@ impl Pending {
         );
         if let Some(d) = e.duration_ms {
             let b = latency_bucket(d);
-            *self.latency.entry((agent, hour, b)).or_default() += 1;
-            *self.latency.entry((0, hour, b)).or_default() += 1;
+            for key in [(agent, hour), (0, hour)] {
+                *self.latency.entry(key).or_default().entry(b).or_default() += 1;
+            }
         }
     }
 
@@ -178,23 +179,16 @@ impl Pending {
         for ((day, model), c) in model_days {
             upsert_level(tx, "model_day", ("day", day), ("model", model), &c.totals())?;
         }
-        let mut lat_days: HashMap<(i64, i64, i64), i64> = HashMap::new();
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO latency_hour (agent, hour, bucket, n) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (agent, hour, bucket) DO UPDATE SET n = n + excluded.n",
-            )?;
-            for ((agent, hour, b), n) in self.latency.drain() {
-                stmt.execute(params![agent, hour, b, n])?;
-                *lat_days.entry((agent, hour.div_euclid(24), b)).or_default() += n;
+        let mut lat_days: HashMap<(i64, i64), BTreeMap<i64, i64>> = HashMap::new();
+        for ((agent, hour), counts) in self.latency.drain() {
+            let day = lat_days.entry((agent, hour.div_euclid(24))).or_default();
+            for (&b, &n) in &counts {
+                *day.entry(b).or_default() += n;
             }
+            merge_histogram(tx, "hist_hour", "hour", (agent, hour), counts)?;
         }
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO latency_day (agent, day, bucket, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (agent, day, bucket) DO UPDATE SET n = n + excluded.n",
-        )?;
-        for ((agent, day, b), n) in lat_days {
-            stmt.execute(params![agent, day, b, n])?;
+        for ((agent, day), counts) in lat_days {
+            merge_histogram(tx, "hist_day", "day", (agent, day), counts)?;
         }
         Ok(())
     }
@@ -266,6 +260,123 @@ fn upsert_cell(
         c.timed,
         c.duration_sum
     ])?;
+    Ok(())
+}
+
+/// Add `counts` to the stored histogram of (`agent`, `at`) in `table` (`hist_hour`, `hist_day`).
+fn merge_histogram(
+    tx: &Transaction<'_>,
+    table: &str,
+    unit: &str,
+    (agent, at): (i64, i64),
+    mut counts: BTreeMap<i64, i64>,
+) -> Result<()> {
+    let stored: Option<Vec<u8>> = tx
+        .prepare_cached(&format!(
+            "SELECT counts FROM {table} WHERE agent = ?1 AND {unit} = ?2"
+        ))?
+        .query_row(params![agent, at], |r| r.get(0))
+        .optional()?;
+    if let Some(blob) = stored {
+        decode_counts(&blob, |b, n| *counts.entry(b).or_default() += n)?;
+    }
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} (agent, {unit}, counts) VALUES (?1, ?2, ?3)
+         ON CONFLICT (agent, {unit}) DO UPDATE SET counts = excluded.counts"
+    ))?
+    .execute(params![agent, at, encode_counts(&counts)])?;
+    Ok(())
+}
+
+/// A latency histogram as stored: its (bucket, count) pairs by ascending bucket, each as two
+/// LEB128 varints, the bucket's zigzag difference from the previous one (the first from 0) and
+/// the count. One row per agent and hour (or day) instead of one per bucket: a quarter's p95
+/// reads 91 rows instead of ~50 k.
+pub fn encode_counts(counts: &BTreeMap<i64, i64>) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::with_capacity(counts.len() * 3);
+    let mut prev = 0i64;
+    for (&b, &n) in counts {
+        let d = b.wrapping_sub(prev);
+        varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+        varint(&mut out, n as u64);
+        prev = b;
+    }
+    out
+}
+
+/// Call `add(bucket, count)` for each pair of an `encode_counts` blob.
+pub fn decode_counts(blob: &[u8], mut add: impl FnMut(i64, i64)) -> Result<()> {
+    let mut rest = blob;
+    let mut prev = 0i64;
+    while !rest.is_empty() {
+        let z = read_varint(&mut rest)?;
+        let b = prev.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+        add(b, read_varint(&mut rest)? as i64);
+        prev = b;
+    }
+    Ok(())
+}
+
+/// One LEB128 varint off the front of `rest`.
+fn read_varint(rest: &mut &[u8]) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some((&byte, tail)) = rest.split_first() else {
+            break;
+        };
+        *rest = tail;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(Error::Internal(
+        "a stored latency histogram is corrupt".into(),
+    ))
+}
+
+/// Migration 6: the per-bucket histograms of `latency_hour` and `latency_day` into one blob per
+/// agent and hour (day) in `hist_hour` and `hist_day`; the old tables are dropped.
+pub fn backfill_histograms(tx: &Transaction<'_>) -> Result<()> {
+    for (old, new, unit) in [
+        ("latency_hour", "hist_hour", "hour"),
+        ("latency_day", "hist_day", "day"),
+    ] {
+        let mut insert = tx.prepare(&format!(
+            "INSERT INTO {new} (agent, {unit}, counts) VALUES (?1, ?2, ?3)"
+        ))?;
+        // The primary key's order: each (agent, unit)'s buckets come together, ascending.
+        let mut stmt = tx.prepare(&format!(
+            "SELECT agent, {unit}, bucket, n FROM {old} ORDER BY agent, {unit}, bucket"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut at: Option<(i64, i64)> = None;
+        let mut counts = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let key = (r.get(0)?, r.get(1)?);
+            if at != Some(key) {
+                if let Some((agent, unit)) = at {
+                    insert.execute(params![agent, unit, encode_counts(&counts)])?;
+                }
+                at = Some(key);
+                counts.clear();
+            }
+            counts.insert(r.get(2)?, r.get(3)?);
+        }
+        if let Some((agent, unit)) = at {
+            insert.execute(params![agent, unit, encode_counts(&counts)])?;
+        }
+        drop(rows);
+        drop(stmt);
+        tx.execute_batch(&format!("DROP TABLE {old}"))?;
+    }
     Ok(())
 }
 
@@ -494,17 +605,21 @@ pub fn histogram(c: &Connection, plan: &Plan, agent: Option<i64>) -> Result<BTre
     let tables = plan
         .hours
         .iter()
-        .map(|w| ("latency_hour", "hour", HOUR, w))
-        .chain(plan.days.iter().map(|w| ("latency_day", "day", DAY, w)));
+        .map(|w| ("hist_hour", "hour", HOUR, w))
+        .chain(plan.days.iter().map(|w| ("hist_day", "day", DAY, w)));
+    let mut stored: HashMap<i64, i64> = HashMap::new();
     for (table, col, len, w) in tables {
         let mut stmt = c.prepare_cached(&format!(
-            "SELECT bucket, SUM(n) FROM {table}
-             WHERE agent = ?1 AND {col} >= ?2 AND {col} < ?3 GROUP BY bucket"
+            "SELECT counts FROM {table} WHERE agent = ?1 AND {col} >= ?2 AND {col} < ?3"
         ))?;
         let mut rows = stmt.query(params![agent.unwrap_or(0), w.start / len, w.end / len])?;
         while let Some(r) = rows.next()? {
-            *hist.entry(r.get(0)?).or_default() += r.get::<_, i64>(1)?;
+            let blob = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+            decode_counts(blob, |b, n| *stored.entry(b).or_default() += n)?;
         }
+    }
+    for (b, n) in stored {
+        *hist.entry(b).or_default() += n;
     }
     Ok(hist)
 }
@@ -526,6 +641,36 @@ pub fn p95_of(hist: &BTreeMap<i64, i64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_blobs_round_trip() {
+        let counts: BTreeMap<i64, i64> = [
+            (ZERO_BUCKET, 3),
+            (-7, 1),
+            (0, 200),
+            (1, 1),
+            (664, 1 << 40),
+            (i64::MAX / 4, 5),
+        ]
+        .into_iter()
+        .collect();
+        let blob = encode_counts(&counts);
+        let mut back = BTreeMap::new();
+        decode_counts(&blob, |b, n| {
+            back.insert(b, n);
+        })
+        .unwrap();
+        assert_eq!(back, counts);
+        // Two bytes for a small step and a small count.
+        let one: BTreeMap<i64, i64> = [(5, 9)].into_iter().collect();
+        assert_eq!(encode_counts(&one), vec![10, 9]);
+        assert!(encode_counts(&BTreeMap::new()).is_empty());
+        // Cut short, or a varint that never ends: an error, not a panic.
+        for bad in [&blob[..blob.len() - 1], &[0x80u8; 11][..]] {
+            let err = decode_counts(bad, |_, _| {}).unwrap_err();
+            assert_eq!(err.to_string(), "a stored latency histogram is corrupt");
+        }
+    }
 
     #[test]
     fn buckets_are_within_tolerance() {
