@@ -95,7 +95,7 @@ fn speed(events: u64) {
     };
     let mut found = 0;
     for run in &rows {
-        if let Some(s) = AgentSeries::from_sparse(&run.hours, w.end) {
+        if let Some(s) = AgentSeries::from_sparse(run.hours.iter().copied(), w.end) {
             found += s.detect(&scope).len();
         }
     }
@@ -139,7 +139,10 @@ fn aggregate(executions: &[Execution], end: Millis) -> BTreeMap<String, AgentSer
         .into_iter()
         .map(|(a, hours)| {
             let rows: Vec<_> = hours.into_iter().map(|(t, s)| (t, s.stats())).collect();
-            (a, AgentSeries::from_sparse(&rows, end).unwrap())
+            (
+                a,
+                AgentSeries::from_sparse(rows.iter().copied(), end).unwrap(),
+            )
         })
         .collect()
 }

@@ -460,13 +460,17 @@ pub struct AgentSeries {
 impl AgentSeries {
     /// Fill the gaps of sparse `(hour start, stats)` rows (ascending) up to the hour holding
     /// `end − 1`. `None` when there are no rows.
-    pub fn from_sparse(rows: &[(Millis, HourStats)], end: Millis) -> Option<AgentSeries> {
-        let start = rows.first()?.0;
+    pub fn from_sparse(
+        rows: impl IntoIterator<Item = (Millis, HourStats)>,
+        end: Millis,
+    ) -> Option<AgentSeries> {
+        let mut rows = rows.into_iter().peekable();
+        let start = rows.peek()?.0;
         let n = ((end - start + HOUR - 1) / HOUR).max(0) as usize;
         let mut hours = vec![HourStats::default(); n];
         for (t, s) in rows {
             if let Some(h) = hours.get_mut(((t - start) / HOUR) as usize) {
-                *h = *s;
+                *h = s;
             }
         }
         Some(AgentSeries { start, hours })

@@ -53,7 +53,10 @@ fn aggregate(executions: &[Execution], end: Millis) -> BTreeMap<String, AgentSer
         .into_iter()
         .map(|(a, hours)| {
             let rows: Vec<(Millis, HourStats)> = hours.into_iter().collect();
-            (a, AgentSeries::from_sparse(&rows, end).unwrap())
+            (
+                a,
+                AgentSeries::from_sparse(rows.iter().copied(), end).unwrap(),
+            )
         })
         .collect()
 }

@@ -108,7 +108,8 @@ impl Dashboard {
         let judge = |runs: Vec<AgentRun>| -> Vec<AgentFinding> {
             let mut out = Vec::new();
             for run in runs {
-                let Some(series) = AgentSeries::from_sparse(&run.hours, w.end) else {
+                let Some(series) = AgentSeries::from_sparse(run.hours.iter().copied(), w.end)
+                else {
                     continue;
                 };
                 let ctx = series.context(calendar.flags(series.start, series.hours.len()));

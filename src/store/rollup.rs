@@ -3,15 +3,17 @@
 //! back for the whole hours and days of a window while only its partial edges touch raw rows.
 //! Questions that allow it read a smaller level: per model (`model_hour`, `model_day`) without an
 //! agent filter or agent grouping, else per agent (`agent_hour`, `agent_day`, written with the
-//! anomaly sums by `series::upsert`) without a model filter or model grouping. At §6 density an
-//! hour holds ~2,000 agent × model rows, 200 agent rows and 20 model rows.
+//! anomaly sums by `series::upsert`) without a model filter or model grouping; the per-agent
+//! level also has 7-day blocks (`agent_week`) for the whole weeks of an ungrouped-in-time window.
+//! At §6 density an hour holds ~2,000 agent × model rows, 200 agent rows and 20 model rows.
 //!
 //! Why this split: a 90-day window over 10 M executions is 10 M raw rows but about 36 k daily
 //! rollup rows; the edges of a rolling window (less than an hour on each side) are a few thousand
-//! raw rows found through the `ts` index. Sums are exact (integers; duration sums are floats whose
-//! last bits may depend on addition order, as SQLite's own `SUM` does on the plan). The p95 comes
-//! from histograms with 50 log-spaced buckets per octave, reporting the bucket's geometric
-//! middle: at most 2^(1/100) − 1 ≈ 0.70 % from the nearest-rank value (SPEC §2.3 allows 1 %).
+//! raw rows, one contiguous rowid range (executions are stored in time order). Sums are exact
+//! (integers; duration sums are floats whose last bits may depend on addition order, as SQLite's
+//! own `SUM` does on the plan). The p95 comes from histograms (one blob per agent and hour or
+//! day) with 50 log-spaced buckets per octave, reporting the bucket's geometric middle: at most
+//! 2^(1/100) − 1 ≈ 0.70 % from the nearest-rank value (SPEC §2.3 allows 1 %).
 //! A window with no whole hour, or with few enough timed executions (`query::EXACT_P95_MAX`),
 //! gets the exact nearest-rank p95 from raw rows instead.
 
@@ -26,6 +28,9 @@ use crate::time::{Millis, Window, DAY, HOUR};
 
 use super::pos;
 use super::query::{totals_at, Totals, TOTALS_COLUMNS};
+
+/// The 7-day blocks of `agent_week` (day / 7: each starts on a Thursday, as 1970-01-01 did).
+const WEEK: Millis = 7 * DAY;
 
 /// Histogram buckets per doubling of the duration.
 const BUCKETS_PER_OCTAVE: f64 = 50.0;
@@ -567,11 +572,24 @@ pub fn sums(
     } else {
         ("rollup_hour", "rollup_day", ROLLUP_COLUMNS)
     };
+    // Whole 7-day blocks of the days, per agent, when no finer unit is asked for.
+    let mut days: Vec<Window> = plan.days.iter().copied().collect();
+    let mut weeks = None;
+    if let (Some(d), "agent_day", None) = (plan.days, day_table, unit) {
+        let (ws, we) = (ceil(d.start, WEEK), floor(d.end, WEEK));
+        if ws < we {
+            days.clear();
+            push(&mut days, d.start, ws);
+            push(&mut days, we, d.end);
+            weeks = Some(Window { start: ws, end: we });
+        }
+    }
     let tables = plan
         .hours
         .iter()
         .map(|w| (hour_table, "hour", HOUR, w))
-        .chain(plan.days.iter().map(|w| (day_table, "day", DAY, w)));
+        .chain(days.iter().map(|w| (day_table, "day", DAY, w)))
+        .chain(weeks.iter().map(|w| ("agent_week", "week", WEEK, w)));
     for (table, col, len, w) in tables {
         let mut params = vec![Value::Integer(w.start / len), Value::Integer(w.end / len)];
         let cond = filter_sql("", k, &mut params);

@@ -251,6 +251,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent, day)
     ) WITHOUT ROWID;
     "#,
+    // 7: per-agent totals of 7-day blocks (`week` = day / 7, so blocks start on a Thursday, the
+    // weekday of 1970-01-01; they are only a coarser level, never shown): a window's whole
+    // blocks read one row per agent instead of seven (a quarter: ~4.8 k rows instead of 18 k).
+    r#"
+    CREATE TABLE agent_week (
+        week         INTEGER NOT NULL,
+        agent        INTEGER NOT NULL,
+        calls        INTEGER NOT NULL,
+        errors       INTEGER NOT NULL,
+        tokens       INTEGER NOT NULL,
+        cost         INTEGER NOT NULL,
+        timed        INTEGER NOT NULL,
+        duration_sum REAL NOT NULL,
+        PRIMARY KEY (week, agent)
+    ) WITHOUT ROWID;
+    INSERT INTO agent_week
+        SELECT day / 7, agent, SUM(calls), SUM(errors), SUM(tokens), SUM(cost), SUM(timed),
+               SUM(duration_sum)
+        FROM agent_day GROUP BY day / 7, agent;
+    "#,
 ];
 
 /// Work a migration does beyond its SQL, in the same transaction.
@@ -380,6 +400,7 @@ mod tests {
             "hist_day",
             "agent_hour",
             "agent_day",
+            "agent_week",
             "model_hour",
             "model_day",
         ] {

@@ -175,8 +175,9 @@ fn int(v: &Value) -> i128 {
 }
 
 /// Add `sums` ((UTC hour number, agent key) → sums) to the `agent_hour` rollup, marking each row
-/// with the write's generation `gen` (`next_gen`; `None` only for the back-fill of migration 4,
-/// before the column exists), and their days to `agent_day`, in `tx`.
+/// with the write's generation `gen` (`next_gen`), their days to `agent_day` and their 7-day
+/// blocks to `agent_week`, in `tx`. `gen` is `None` only for the back-fill of migration 4, which
+/// runs before the `gen` column (migration 5) and `agent_week` (migration 7) exist.
 pub fn upsert(
     tx: &Transaction<'_>,
     sums: &HashMap<(i64, i64), HourSums>,
@@ -242,8 +243,15 @@ pub fn upsert(
             .or_default()
             .add(&s.totals);
     }
+    let mut weeks: HashMap<(i64, i64), Totals> = HashMap::new();
     for ((day, agent), t) in days {
         super::rollup::upsert_level(tx, "agent_day", ("day", day), ("agent", agent), &t)?;
+        weeks.entry((day.div_euclid(7), agent)).or_default().add(&t);
+    }
+    if gen.is_some() {
+        for ((week, agent), t) in weeks {
+            super::rollup::upsert_level(tx, "agent_week", ("week", week), ("agent", agent), &t)?;
+        }
     }
     Ok(())
 }
