@@ -7,6 +7,11 @@ Sends `batch`-line NDJSON bodies, `rate / batch` times a second, from the JSONL 
 `dashboard-mcp demo --events N --seed S --out feed.jsonl`; a new seed gives new ids). Prints the
 records sent and accepted, the achieved rate, the slowest POST and any failure. Standard library
 only.
+
+`--recent S --now T` turns it into a live feed: the records' timestamps are rewritten (before the
+clock starts), in file order, to spread evenly over the S seconds before T, as a server sees the
+work its agents are doing now. Without it the file's own timestamps are sent (a demo day: a
+back-fill of the last 24 hours, which makes every batch land in hours already judged).
 """
 import argparse
 import json
@@ -26,9 +31,22 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=70)
     ap.add_argument("--token")
     ap.add_argument("--in-flight", type=int, default=4)
+    ap.add_argument("--recent", type=float, help="seconds before --now to spread timestamps over")
+    ap.add_argument("--now", help="RFC 3339 instant the --recent window ends at")
     a = ap.parse_args()
     with open(a.file, "rb") as f:
         lines = f.read().splitlines()
+    if a.recent:
+        if not a.now:
+            ap.error("--recent needs --now")
+        from datetime import datetime
+        end_ms = int(datetime.fromisoformat(a.now.replace("Z", "+00:00")).timestamp() * 1000)
+        span_ms = int(a.recent * 1000)
+        n = len(lines)
+        for k, line in enumerate(lines):
+            record = json.loads(line)
+            record["timestamp"] = end_ms - span_ms + k * span_ms // n
+            lines[k] = json.dumps(record, separators=(",", ":")).encode()
     bodies = [b"\n".join(lines[i:i + a.batch]) for i in range(0, len(lines), a.batch)]
     interval = a.batch / a.rate
     headers = {"content-type": "application/x-ndjson"}

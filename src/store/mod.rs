@@ -175,10 +175,14 @@ impl Store {
                 c
             }
         };
+        // One read transaction: everything `f` reads comes from one snapshot (a plan checks that
+        // part of an hour is empty, then sums the hour's rollup: nothing may land in between).
+        conn.execute_batch("BEGIN")?;
         let out = f(&Reader {
             conn: &conn,
             rollups: self.rollups.load(Ordering::Acquire),
         });
+        conn.execute_batch("COMMIT")?;
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);

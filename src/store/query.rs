@@ -341,16 +341,20 @@ pub(super) fn keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
     Ok(Some(k))
 }
 
-/// The rollup plan of `w` when the reader may use rollups (`None`: answer by plain SQL). A
-/// window without a whole hour is all raw edge: its rows are streamed and summed in Rust, which
-/// beats SQL's `GROUP BY` (it sorts the rows first).
-fn plan(c: &Reader<'_>, w: &Window, use_days: bool) -> Option<Plan> {
-    c.rollups.then(|| Plan::of(w, use_days))
+/// The rollup plan of `w` (widened to whole hours where that adds no row, `rollup::widened`)
+/// when the reader may use rollups (`None`: answer by plain SQL). A window without a whole hour
+/// is all raw edge: its rows are streamed and summed in Rust, which beats SQL's `GROUP BY` (it
+/// sorts the rows first).
+fn plan(c: &Reader<'_>, w: &Window, use_days: bool) -> Result<Option<Plan>> {
+    if !c.rollups {
+        return Ok(None);
+    }
+    Ok(Some(Plan::of(&rollup::widened(c, w)?, use_days)))
 }
 
 /// Sums over the window.
 pub fn totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Totals> {
-    let Some(plan) = plan(c, w, true) else {
+    let Some(plan) = plan(c, w, true)? else {
         return raw_totals(c, w, f);
     };
     let Some(k) = keys(c, f)? else {
@@ -375,7 +379,7 @@ pub fn p95_duration(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<f64
     if !c.rollups {
         return raw_p95_duration(c, w, f);
     }
-    let plan = plan(c, w, true).filter(|p| f.model.is_none() && p.uses_rollups());
+    let plan = plan(c, w, true)?.filter(|p| f.model.is_none() && p.uses_rollups());
     let Some(plan) = plan else {
         return exact_p95_duration(c, w, f);
     };
@@ -412,7 +416,7 @@ fn exact_p95_duration(c: &Connection, w: &Window, f: &Filter) -> Result<Option<f
 
 /// Per-agent sums over the window (agents with at least one execution), in no set order.
 pub fn agent_totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<AgentTotals>> {
-    let Some(plan) = plan(c, w, true) else {
+    let Some(plan) = plan(c, w, true)? else {
         return raw_agent_totals(c, w, f);
     };
     let Some(k) = keys(c, f)? else {
@@ -430,7 +434,7 @@ pub fn agent_totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<AgentT
 
 /// Per-model sums over the window, in no set order.
 pub fn model_totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<ModelTotals>> {
-    let Some(plan) = plan(c, w, true) else {
+    let Some(plan) = plan(c, w, true)? else {
         return raw_model_totals(c, w, f);
     };
     let Some(k) = keys(c, f)? else {
@@ -458,9 +462,9 @@ pub fn grouped(
     // A rollup row must fall into one unit: hours serve units of whole hours, days whole days.
     // Finer units are summed from raw rows only.
     let plan = if unit % HOUR == 0 {
-        plan(c, w, unit % DAY == 0)
+        plan(c, w, unit % DAY == 0)?
     } else {
-        plan(c, w, false).map(|_| Plan::raw(w))
+        plan(c, w, false)?.map(|_| Plan::raw(w))
     };
     let Some(plan) = plan else {
         return raw_grouped(c, w, f, unit, key);
@@ -498,7 +502,7 @@ pub fn grouped(
 
 /// How many executions match, from the rollups (`None`: count raw rows).
 fn rollup_count(c: &Reader<'_>, w: &Window, ef: &ExecutionFilter) -> Result<Option<i64>> {
-    let Some(plan) = plan(c, w, true) else {
+    let Some(plan) = plan(c, w, true)? else {
         return Ok(None);
     };
     let Some(k) = keys(c, &ef.filter)? else {

@@ -379,6 +379,13 @@ pub fn series(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRu
     // agent key → (hour number, sums), each in hour order once sorted.
     let mut by_agent: HashMap<i64, Vec<(i64, HourSums)>> = HashMap::new();
     let mut edges: HashMap<(i64, i64), HourSums> = HashMap::new();
+    let widened;
+    let range = if c.rollups {
+        widened = super::rollup::widened(c, range)?;
+        &widened
+    } else {
+        range
+    };
     let (hs, he) = (
         range.start.div_euclid(HOUR) + i64::from(range.start.rem_euclid(HOUR) != 0),
         range.end.div_euclid(HOUR),
