@@ -73,6 +73,7 @@ def main() -> int:
             slowest = max(slowest, time.monotonic() - t)
 
     # Several POSTs may be in flight, so one slow answer does not delay the schedule.
+    print(f"feed: sending {len(lines)} records", file=sys.stderr, flush=True)
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=a.in_flight) as pool:
         for k, body in enumerate(bodies):

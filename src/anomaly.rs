@@ -464,10 +464,21 @@ impl AgentSeries {
         rows: impl IntoIterator<Item = (Millis, HourStats)>,
         end: Millis,
     ) -> Option<AgentSeries> {
+        Self::from_sparse_in(rows, end, Vec::new())
+    }
+
+    /// `from_sparse`, filling `hours` (cleared first): a caller judging agent after agent
+    /// passes the previous series' `hours` back rather than allocating ~30 KB per agent.
+    pub fn from_sparse_in(
+        rows: impl IntoIterator<Item = (Millis, HourStats)>,
+        end: Millis,
+        mut hours: Vec<HourStats>,
+    ) -> Option<AgentSeries> {
         let mut rows = rows.into_iter().peekable();
         let start = rows.peek()?.0;
         let n = ((end - start + HOUR - 1) / HOUR).max(0) as usize;
-        let mut hours = vec![HourStats::default(); n];
+        hours.clear();
+        hours.resize(n, HourStats::default());
         for (t, s) in rows {
             if let Some(h) = hours.get_mut(((t - start) / HOUR) as usize) {
                 *h = s;

@@ -330,6 +330,7 @@ impl Memo {
         }
         let calendar = Calendar::new(ask.zone, from, end);
         let mut out = Vec::with_capacity(needs.len());
+        let mut buf = Vec::new();
         for (&key, hours) in needs {
             let a = &self.agents[&key];
             // Straight into the dense series: no intermediate copy of ~340 hours per agent.
@@ -338,7 +339,7 @@ impl Memo {
                 .range((hours[0] - LOOKBACK).min(done)..done)
                 .map(|(&h, s)| (h, *s))
                 .chain(tail.remove(&key).unwrap_or_default());
-            out.push((key, judge(rows, hours, end, until, &calendar)));
+            out.push((key, judge(rows, hours, end, until, &calendar, &mut buf)));
         }
         Ok(out)
     }
@@ -368,12 +369,13 @@ fn judge_cold(
     let range = Window { start: from, end };
     let calendar = Calendar::new(ask.zone, from, end);
     let judge_runs = |runs: Vec<AgentRun>| -> Vec<(i64, Verdicts)> {
+        let mut buf = Vec::new();
         runs.into_iter()
             .filter_map(|run| {
                 let hours = needs.get(&run.agent_key)?;
                 Some((
                     run.agent_key,
-                    judge(run.hours, hours, end, until, &calendar),
+                    judge(run.hours, hours, end, until, &calendar, &mut buf),
                 ))
             })
             .collect()
@@ -401,13 +403,14 @@ fn judge(
     end: Millis,
     until: Millis,
     calendar: &Calendar,
+    buf: &mut Vec<HourStats>,
 ) -> Verdicts {
-    let Some(series) = AgentSeries::from_sparse(rows, end) else {
+    let Some(series) = AgentSeries::from_sparse_in(rows, end, std::mem::take(buf)) else {
         return hours.iter().map(|&h| (h, Vec::new())).collect();
     };
     let ctx = series.context(calendar.flags(series.start, series.hours.len()));
     let mut scratch = Vec::new();
-    hours
+    let verdicts = hours
         .iter()
         .map(|&h| {
             let mut found = Vec::new();
@@ -416,7 +419,9 @@ fn judge(
             }
             (h, found)
         })
-        .collect()
+        .collect();
+    *buf = series.hours;
+    verdicts
 }
 
 #[cfg(test)]
