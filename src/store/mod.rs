@@ -32,7 +32,6 @@ pub use query::{
 };
 pub use series::{AgentRun, HourStats};
 
-/// How long a connection waits for a lock before giving up (a writer in another process).
 /// Executions are stored in time order under the rowid `pos` = ts · `PER_MILLISECOND` + n, n
 /// numbering the executions of one millisecond in ingest order (schema migration 5).
 pub const PER_MILLISECOND: i64 = 1 << 15;
@@ -44,6 +43,7 @@ pub fn pos(ts: crate::time::Millis) -> i64 {
     ts.clamp(0, crate::time::MAX_INSTANT + 1) * PER_MILLISECOND
 }
 
+/// How long a connection waits for a lock before giving up (a writer in another process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;

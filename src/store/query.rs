@@ -273,7 +273,8 @@ pub fn executions(
             .query_row(params_from_iter(params.iter()), |r| r.get(0))?,
     };
     // The rows come in time order (`pos` descending); only the ties of one millisecond need
-    // sorting by id, so rows are read until the page is full and its last millisecond complete.
+    // sorting by id, so rows are read a millisecond at a time until the page is full and its
+    // last millisecond complete. Milliseconds wholly before `offset` are counted, not kept.
     let sql = format!(
         "SELECT e.id, e.ts, a.id, m.name, e.prompt_tokens, e.completion_tokens, e.cache_read_tokens,
                 e.cache_write_tokens, e.cost, e.duration_ms, e.success, e.error, e.status_code,
@@ -284,13 +285,26 @@ pub fn executions(
     let wanted = usize::try_from(offset.saturating_add(u64::from(limit))).unwrap_or(usize::MAX);
     let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
-    let mut page: Vec<ExecutionRow> = Vec::new();
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    // Rows of whole milliseconds before the page; the milliseconds overlapping it; the current one.
+    let (mut skipped, mut page, mut ms) = (0usize, Vec::new(), Vec::<ExecutionRow>::new());
+    let close = |ms: &mut Vec<ExecutionRow>, skipped: &mut usize, page: &mut Vec<_>| {
+        if page.is_empty() && *skipped + ms.len() <= skip {
+            *skipped += ms.len();
+            ms.clear();
+        } else {
+            page.append(ms);
+        }
+    };
     while let Some(r) = rows.next()? {
         let ts: Millis = r.get(1)?;
-        if page.len() >= wanted && page.last().is_some_and(|last| last.ts != ts) {
-            break;
+        if ms.last().is_some_and(|last| last.ts != ts) {
+            close(&mut ms, &mut skipped, &mut page);
+            if skipped + page.len() >= wanted {
+                break;
+            }
         }
-        page.push(ExecutionRow {
+        ms.push(ExecutionRow {
             id: r.get(0)?,
             ts,
             agent_id: r.get(2)?,
@@ -309,11 +323,14 @@ pub fn executions(
             metadata: r.get(15)?,
         });
     }
+    close(&mut ms, &mut skipped, &mut page);
     page.sort_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.id.cmp(&b.id)));
-    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     Ok((
         total,
-        page.into_iter().skip(skip).take(limit as usize).collect(),
+        page.into_iter()
+            .skip(skip - skipped)
+            .take(limit as usize)
+            .collect(),
     ))
 }
 
