@@ -134,7 +134,7 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     }
     store.checkpoint()?;
     let executions = store.read(|c| crate::store::query_fns::execution_count(c))?;
-    let store_bytes = file_len(&cfg.db) + file_len(&wal_path(&cfg.db));
+    let store_bytes = file_len(&cfg.db) + file_len(&suffixed(&cfg.db, "-wal"));
     drop(store);
     // The timed calls write live rows (and set budgets): they go to a copy, so every run measures
     // the dataset as built, not one grown by the rows of earlier runs.
@@ -355,9 +355,7 @@ struct WorkingCopy(PathBuf);
 
 impl WorkingCopy {
     fn of(db: &Path) -> Result<WorkingCopy> {
-        let mut name = db.as_os_str().to_owned();
-        name.push(".bench-run");
-        let copy = WorkingCopy(PathBuf::from(name));
+        let copy = WorkingCopy(suffixed(db, ".bench-run"));
         copy.remove();
         std::fs::copy(db, &copy.0).map_err(|e| {
             Error::Internal(format!(
@@ -371,9 +369,7 @@ impl WorkingCopy {
 
     fn remove(&self) {
         for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.0.as_os_str().to_owned();
-            p.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(p));
+            let _ = std::fs::remove_file(suffixed(&self.0, suffix));
         }
     }
 }
@@ -388,9 +384,10 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-fn wal_path(db: &Path) -> PathBuf {
-    let mut s = db.as_os_str().to_owned();
-    s.push("-wal");
+/// `path` with `suffix` appended to its file name (`usage.db` → `usage.db-wal`).
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
     PathBuf::from(s)
 }
 

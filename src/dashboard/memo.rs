@@ -285,9 +285,21 @@ impl Memo {
             }
             self.lo = lo;
         }
+        // Stale hours read again, a run of consecutive hours in one read.
         let stale = std::mem::take(&mut self.stale);
-        for hour in stale.range(self.lo..self.hi) {
-            self.load(store, *hour, hour + HOUR)?;
+        let mut run: Option<(Millis, Millis)> = None;
+        for &hour in stale.range(self.lo..self.hi) {
+            run = match run {
+                Some((from, to)) if to == hour => Some((from, hour + HOUR)),
+                Some((from, to)) => {
+                    self.load(store, from, to)?;
+                    Some((hour, hour + HOUR))
+                }
+                None => Some((hour, hour + HOUR)),
+            };
+        }
+        if let Some((from, to)) = run {
+            self.load(store, from, to)?;
         }
         Ok(())
     }

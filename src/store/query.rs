@@ -362,7 +362,7 @@ pub(super) fn keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
 /// when the reader may use rollups (`None`: answer by plain SQL). A window without a whole hour
 /// is all raw edge: its rows are streamed and summed in Rust, which beats SQL's `GROUP BY` (it
 /// sorts the rows first).
-fn plan(c: &Reader<'_>, w: &Window, use_days: bool) -> Result<Option<Plan>> {
+pub(super) fn plan(c: &Reader<'_>, w: &Window, use_days: bool) -> Result<Option<Plan>> {
     if !c.rollups {
         return Ok(None);
     }
@@ -481,7 +481,7 @@ pub fn grouped(
     let plan = if unit % HOUR == 0 {
         plan(c, w, unit % DAY == 0)?
     } else {
-        plan(c, w, false)?.map(|_| Plan::raw(w))
+        c.rollups.then(|| Plan::raw(w))
     };
     let Some(plan) = plan else {
         return raw_grouped(c, w, f, unit, key);

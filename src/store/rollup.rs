@@ -597,23 +597,24 @@ pub fn sums(
     };
     // The smallest level that still has what the filter and grouping need: per model (one row
     // per model and hour or day), per agent (one per agent), else per agent × model.
-    let (hour_table, day_table, columns) = if k.agent.is_none() && by != By::Agent {
-        ("model_hour", "model_day", LEVEL_COLUMNS)
+    // The per-agent level also has 7-day blocks.
+    let (hour_table, day_table, week_table, columns) = if k.agent.is_none() && by != By::Agent {
+        ("model_hour", "model_day", None, LEVEL_COLUMNS)
     } else if k.model.is_none() && by != By::Model {
-        ("agent_hour", "agent_day", LEVEL_COLUMNS)
+        ("agent_hour", "agent_day", Some("agent_week"), LEVEL_COLUMNS)
     } else {
-        ("rollup_hour", "rollup_day", ROLLUP_COLUMNS)
+        ("rollup_hour", "rollup_day", None, ROLLUP_COLUMNS)
     };
-    // Whole 7-day blocks of the days, per agent, when no finer unit is asked for.
+    // Whole 7-day blocks of the days, where the level has them and no finer unit is asked for.
     let mut days: Vec<Window> = plan.days.iter().copied().collect();
     let mut weeks = None;
-    if let (Some(d), "agent_day", None) = (plan.days, day_table, unit) {
+    if let (Some(d), Some(week_table), None) = (plan.days, week_table, unit) {
         let (ws, we) = (ceil(d.start, WEEK), floor(d.end, WEEK));
         if ws < we {
             days.clear();
             push(&mut days, d.start, ws);
             push(&mut days, we, d.end);
-            weeks = Some(Window { start: ws, end: we });
+            weeks = Some((week_table, Window { start: ws, end: we }));
         }
     }
     let tables = plan
@@ -621,7 +622,7 @@ pub fn sums(
         .iter()
         .map(|w| (hour_table, "hour", HOUR, w))
         .chain(days.iter().map(|w| (day_table, "day", DAY, w)))
-        .chain(weeks.iter().map(|w| ("agent_week", "week", WEEK, w)));
+        .chain(weeks.iter().map(|(table, w)| (*table, "week", WEEK, w)));
     for (table, col, len, w) in tables {
         let mut params = vec![Value::Integer(w.start / len), Value::Integer(w.end / len)];
         let cond = filter_sql("", k, &mut params);

@@ -29,7 +29,7 @@ use crate::money::Nanos;
 use crate::time::{Millis, Window, HOUR};
 
 use super::query::{keys, Filter, Totals};
-use super::rollup::Keys;
+use super::rollup::{Keys, Plan};
 use super::{pos, Reader};
 
 const TOKENS: &str =
@@ -307,9 +307,7 @@ pub fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
 /// The generation the next write transaction marks its `agent_hour` rows with: one more than any
 /// stored, so generations only grow (rows are never deleted).
 pub fn next_gen(tx: &Transaction<'_>) -> Result<i64> {
-    Ok(tx
-        .prepare_cached("SELECT COALESCE(MAX(gen), 0) + 1 FROM agent_hour")?
-        .query_row([], |r| r.get(0))?)
+    Ok(latest_gen(tx)? + 1)
 }
 
 /// What was written since a generation of `agent_hour` (see `next_gen`).
@@ -379,23 +377,13 @@ pub fn series(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRu
     // agent key → (hour number, sums), each in hour order once sorted.
     let mut by_agent: HashMap<i64, Vec<(i64, HourSums)>> = HashMap::new();
     let mut edges: HashMap<(i64, i64), HourSums> = HashMap::new();
-    let widened;
-    let range = if c.rollups {
-        widened = super::rollup::widened(c, range)?;
-        &widened
-    } else {
-        range
-    };
-    let (hs, he) = (
-        range.start.div_euclid(HOUR) + i64::from(range.start.rem_euclid(HOUR) != 0),
-        range.end.div_euclid(HOUR),
-    );
-    if c.rollups && hs < he {
-        raw_sums(c, range.start, hs * HOUR, key, &mut edges)?;
-        rollup_sums(c, hs, he, key, &mut by_agent)?;
-        raw_sums(c, he * HOUR, range.end, key, &mut edges)?;
-    } else {
-        raw_sums(c, range.start, range.end, key, &mut edges)?;
+    // Whole hours from `agent_hour`, the partial edges from raw rows (all raw without rollups).
+    let plan = super::query::plan(c, range, false)?.unwrap_or_else(|| Plan::raw(range));
+    for w in &plan.raw {
+        raw_sums(c, w.start, w.end, key, &mut edges)?;
+    }
+    for w in &plan.hours {
+        rollup_sums(c, w.start / HOUR, w.end / HOUR, key, &mut by_agent)?;
     }
     for ((agent, hour), sums) in edges {
         by_agent.entry(agent).or_default().push((hour, sums));
