@@ -16,6 +16,28 @@ pub enum Error {
     /// Anything else that is ours: I/O on files we were asked to read, a background task panic.
     #[error("{0}")]
     Internal(String),
+    /// The request was given up (its client went away or its time ran out) and its work
+    /// stopped (`cancel`). Nobody reads this answer.
+    #[error("the request was cancelled: its client went away or its time ran out")]
+    Cancelled,
+}
+
+/// The longest message of an invalid-input error, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+/// The longest field name of an invalid-input error, in bytes.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// `s` cut to at most `max` bytes on a character boundary, with an ellipsis when cut.
+fn bounded(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut at = max - '…'.len_utf8();
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+        s.push('…');
+    }
+    s
 }
 
 struct InvalidDisplay<'a>(&'a String, &'a String);
@@ -31,11 +53,13 @@ impl fmt::Display for InvalidDisplay<'_> {
 }
 
 impl Error {
-    /// Bad input in `field`.
+    /// Bad input in `field`. The message is cut to `MAX_MESSAGE_BYTES` and the field name to
+    /// `MAX_FIELD_BYTES`: the last guard against echoing a huge input (messages quote bounded
+    /// prefixes of what they were given, `input::quoted`, but a library's text may not).
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid {
-            field: field.into(),
-            message: message.into(),
+            field: bounded(field.into(), MAX_FIELD_BYTES),
+            message: bounded(message.into(), MAX_MESSAGE_BYTES),
         }
     }
 

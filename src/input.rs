@@ -31,8 +31,11 @@ pub fn parse_args<T: DeserializeOwned>(args: Option<Map<String, Value>>) -> Resu
                 .replace('`', "")
                 .replace("one of ", "");
             return Error::invalid(
-                name.clone(),
-                format!("unknown field {name:?}; allowed fields are {allowed}"),
+                cut(&name),
+                format!(
+                    "unknown field {}; allowed fields are {allowed}",
+                    quoted(&name)
+                ),
             );
         }
         if let Some(rest) = inner.strip_prefix("missing field `") {
@@ -72,7 +75,7 @@ macro_rules! string_enum {
 
             /// The error message for a value that is none of them.
             pub fn not_one_of(given: &str) -> String {
-                format!("{given:?} is not one of {}", Self::NAMES.join(", "))
+                format!("{} is not one of {}", $crate::input::quoted(given), Self::NAMES.join(", "))
             }
         }
 
@@ -87,7 +90,7 @@ macro_rules! string_enum {
                 let v = serde_json::Value::deserialize(d)?;
                 match &v {
                     serde_json::Value::String(s) => Self::parse(s).ok_or_else(|| serde::de::Error::custom(Self::not_one_of(s))),
-                    other => Err(serde::de::Error::custom(format!("{other} is not one of {}", Self::NAMES.join(", ")))),
+                    other => Err(serde::de::Error::custom(format!("{} is not one of {}", $crate::input::shown(other), Self::NAMES.join(", ")))),
                 }
             }
         }
@@ -155,13 +158,36 @@ pub fn bool_of(v: &Value) -> Option<bool> {
     }
 }
 
+/// Characters of a given value quoted in an error message; the rest is cut (an error never echoes
+/// a huge input whole: clients cap the size of what they read).
+pub const QUOTED_CHARS: usize = 80;
+
 /// Short rendering of a given value for an error message.
 pub fn shown(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 80 {
-        format!("{}…", s.chars().take(80).collect::<String>())
+    match v {
+        Value::String(s) => quoted(s),
+        v => cut(&v.to_string()),
+    }
+}
+
+/// A given string quoted for an error message: at most `QUOTED_CHARS` characters of it, and its
+/// length when it was cut.
+pub fn quoted(s: &str) -> String {
+    let n = s.chars().count();
+    if n > QUOTED_CHARS {
+        let head: String = s.chars().take(QUOTED_CHARS).collect();
+        format!("{head:?}… ({n} characters)")
     } else {
-        s
+        format!("{s:?}")
+    }
+}
+
+/// `s` cut to `QUOTED_CHARS` characters, with an ellipsis when it was longer.
+pub fn cut(s: &str) -> String {
+    if s.chars().count() > QUOTED_CHARS {
+        format!("{}…", s.chars().take(QUOTED_CHARS).collect::<String>())
+    } else {
+        s.to_owned()
     }
 }
 

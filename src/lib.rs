@@ -4,6 +4,7 @@
 pub mod anomaly;
 pub mod bench;
 pub mod cache;
+pub mod cancel;
 pub mod catalog;
 pub mod cli;
 pub mod dashboard;

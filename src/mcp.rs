@@ -93,7 +93,9 @@ impl DashboardServer {
         name: String,
         args: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Result<CallToolResult, McpError> {
-        let d = self.dashboard.clone();
+        // The guard lives in this future: dropped with it (the client cancelled or went away),
+        // it stops the call's work (`cancel`).
+        let (d, _cancel) = self.dashboard.cancellable();
         let allow = self.allow_writes;
         let out = tokio::task::spawn_blocking(move || catalog::call(&d, allow, &name, args))
             .await
@@ -241,12 +243,17 @@ impl ServerHandler for DashboardServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        Ok(self
-            .run_tool(request.name.into_owned(), request.arguments)
-            .await?
-            .into())
+        let run = self.run_tool(request.name.into_owned(), request.arguments);
+        tokio::select! {
+            out = run => Ok(out?.into()),
+            // `notifications/cancelled` from the client: dropping `run` stops the work.
+            () = context.ct.cancelled() => Err(McpError::internal_error(
+                "the request was cancelled by the client",
+                None,
+            )),
+        }
     }
 
     async fn list_resources(

@@ -51,7 +51,7 @@ impl Zone {
         name.parse::<Tz>().map(Zone).map_err(|_| {
             Error::invalid(
                 "tz",
-                format!("{name:?} is not an IANA time zone name (for example UTC, Europe/Berlin, America/New_York)"),
+                format!("{} is not an IANA time zone name (for example UTC, Europe/Berlin, America/New_York)", crate::input::quoted(name)),
             )
         })
     }
@@ -111,7 +111,7 @@ pub fn parse_rfc3339(field: &str, s: &str) -> Result<Millis> {
     let t = DateTime::parse_from_rfc3339(s.trim()).map_err(|e| {
         Error::invalid(
             field,
-            format!("{s:?} is not an RFC 3339 timestamp ({e}); expected e.g. 2026-11-23T14:00:00Z or 2026-11-23T15:00:00+01:00"),
+            format!("{} is not an RFC 3339 timestamp ({e}); expected e.g. 2026-11-23T14:00:00Z or 2026-11-23T15:00:00+01:00", crate::input::quoted(s)),
         )
     })?;
     let ms = t.timestamp_millis();
@@ -124,7 +124,7 @@ pub fn check_range(field: &str, ms: Millis, given: &str) -> Result<()> {
     if !(0..=MAX_INSTANT).contains(&ms) {
         return Err(Error::invalid(
             field,
-            format!("{given} is out of range; allowed are instants from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"),
+            format!("{} is out of range; allowed are instants from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z", crate::input::cut(given)),
         ));
     }
     Ok(())

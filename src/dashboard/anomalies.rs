@@ -59,7 +59,19 @@ impl Dashboard {
     /// agent id, then metric): from the memo (`dashboard::memo`), or with the store's rollups
     /// off, by judging every hour afresh over raw rows (the reference the memo is tested
     /// against).
+    ///
+    /// Only hours that have begun are judged: the part of `w` after now holds no complete
+    /// data, so it is cut off (a window wholly in the future has no anomalies). This also bounds
+    /// the work of any window to its length before now (`MAX_WINDOW` at most).
     pub fn detect_anomalies(&self, w: &Window, agent: Option<&str>) -> Result<Vec<AgentFinding>> {
+        let now = self.now();
+        let w = &Window {
+            start: w.start,
+            end: w.end.min(now),
+        };
+        if w.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut out = if self.store.rollups() {
             let mut memo = match self.memo.lock() {
                 Ok(memo) => memo,
@@ -74,8 +86,9 @@ impl Dashboard {
             let ask = Ask {
                 window: w,
                 agent,
-                now: self.now(),
+                now,
                 zone: self.zone,
+                cancel: &self.cancel,
             };
             memo.detect(&self.store, &ask)?
         } else {
@@ -105,9 +118,10 @@ impl Dashboard {
             zone: self.zone,
         };
         let calendar = Calendar::new(self.zone, fetch.start, fetch.end);
-        let judge = |runs: Vec<AgentRun>| -> Vec<AgentFinding> {
+        let judge = |runs: Vec<AgentRun>| -> Result<Vec<AgentFinding>> {
             let mut out = Vec::new();
             for run in runs {
+                self.cancel.check()?;
                 let Some(series) = AgentSeries::from_sparse(run.hours.iter().copied(), w.end)
                 else {
                     continue;
@@ -120,10 +134,10 @@ impl Dashboard {
                     }
                 }));
             }
-            out
+            Ok(out)
         };
         match agent {
-            Some(_) => Ok(judge(self.store.read(|c| agent_hours(c, &fetch, agent))?)),
+            Some(_) => judge(self.store.read(|c| agent_hours(c, &fetch, agent))?),
             None => in_shares(&self.store, &fetch, judge),
         }
     }
@@ -144,7 +158,7 @@ impl Dashboard {
 pub(super) fn in_shares<T: Send>(
     store: &Store,
     range: &Window,
-    judge: impl Fn(Vec<AgentRun>) -> Vec<T> + Sync,
+    judge: impl Fn(Vec<AgentRun>) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
     let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as i64;
     let shares: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
@@ -153,7 +167,7 @@ pub(super) fn in_shares<T: Send>(
                 let judge = &judge;
                 s.spawn(move || {
                     let which = Agents::Part(part, parts);
-                    Ok(judge(store.read(|c| series(c, range, which))?))
+                    judge(store.read(|c| series(c, range, which))?)
                 })
             })
             .collect();

@@ -35,6 +35,7 @@ pub fn execution_item(r: ExecutionRow) -> ExecutionItem {
         session_id: r.session_id,
         task_type: r.task_type,
         metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        metadata_omitted_bytes: None,
     }
 }
 
@@ -51,7 +52,7 @@ impl Dashboard {
         };
         let (total, rows) = self
             .store
-            .read(|c| q::executions(c, &w, &ef, limit as u32, offset))?;
+            .read(|c| q::executions(c, &w, &ef, limit as u32, offset, &self.cancel))?;
         let total = total as u64;
         let mut items: Vec<ExecutionItem> = rows.into_iter().map(execution_item).collect();
         let mut out = ExecutionsOutput {
@@ -59,7 +60,14 @@ impl Dashboard {
             executions: Vec::new(),
             pagination: pagination(total, limit, offset, 0),
         };
+        let first = items.first().cloned();
         fit_items(&mut items, json_len(&out));
+        if let (true, Some(mut first)) = (items.is_empty(), first) {
+            // One execution larger than a result: shipped without its metadata rather than an
+            // empty page whose `nextOffset` never moves on.
+            first.metadata_omitted_bytes = first.metadata.take().map(|m| json_len(&m) as u64);
+            items.push(first);
+        }
         out.pagination = pagination(total, limit, offset, items.len());
         out.executions = items;
         Ok(out)

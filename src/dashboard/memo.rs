@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::anomaly::{AgentSeries, Calendar, Finding, LOOKBACK_HOURS};
+use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::store::series::{self, AgentRun, Agents, Changes};
 use crate::store::{HourStats, Store};
@@ -152,6 +153,8 @@ pub struct Ask<'a> {
     pub agent: Option<&'a str>,
     pub now: Millis,
     pub zone: Zone,
+    /// Checked before each agent is judged.
+    pub cancel: &'a Cancel,
 }
 
 impl Memo {
@@ -210,7 +213,9 @@ impl Memo {
         let mut out = fresh;
         for key in scope {
             let a = &self.agents[&key];
-            for found in a.found.range(first..done).map(|(_, f)| f) {
+            // `first <= done` as the window has begun (`detect_anomalies`); `max` keeps a
+            // future window from panicking all the same.
+            for found in a.found.range(first..done.max(first)).map(|(_, f)| f) {
                 out.extend(found.iter().map(|f| AgentFinding {
                     agent_id: a.id.clone(),
                     finding: f.clone(),
@@ -344,6 +349,7 @@ impl Memo {
         let mut out = Vec::with_capacity(needs.len());
         let mut buf = Vec::new();
         for (&key, hours) in needs {
+            ask.cancel.check()?;
             let a = &self.agents[&key];
             // Straight into the dense series: no intermediate copy of ~340 hours per agent.
             let rows = a
@@ -380,20 +386,23 @@ fn judge_cold(
     let end = ask.window.end;
     let range = Window { start: from, end };
     let calendar = Calendar::new(ask.zone, from, end);
-    let judge_runs = |runs: Vec<AgentRun>| -> Vec<(i64, Verdicts)> {
+    let judge_runs = |runs: Vec<AgentRun>| -> Result<Vec<(i64, Verdicts)>> {
         let mut buf = Vec::new();
-        runs.into_iter()
-            .filter_map(|run| {
-                let hours = needs.get(&run.agent_key)?;
-                Some((
-                    run.agent_key,
-                    judge(run.hours, hours, end, until, &calendar, &mut buf),
-                ))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for run in runs {
+            let Some(hours) = needs.get(&run.agent_key) else {
+                continue;
+            };
+            ask.cancel.check()?;
+            out.push((
+                run.agent_key,
+                judge(run.hours, hours, end, until, &calendar, &mut buf),
+            ));
+        }
+        Ok(out)
     };
     let mut out = match sole(needs) {
-        Some(one) => judge_runs(store.read(|c| series::series(c, &range, Agents::One(one)))?),
+        Some(one) => judge_runs(store.read(|c| series::series(c, &range, Agents::One(one)))?)?,
         None => in_shares(store, &range, judge_runs)?,
     };
     // An agent without rows in the range has nothing to judge: its complete hours are judged

@@ -19,6 +19,7 @@ pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLD
 use serde::Serialize;
 
 use crate::cache::ResultCache;
+use crate::cancel::{Cancel, CancelOnDrop};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::input::check_range;
@@ -47,6 +48,8 @@ pub struct Dashboard {
     pub zone: Zone,
     pub cache: Arc<ResultCache>,
     pub memo: Arc<Mutex<memo::Memo>>,
+    /// Whether the request this copy serves is still wanted (`cancellable`).
+    pub cancel: Cancel,
 }
 
 impl Dashboard {
@@ -57,7 +60,21 @@ impl Dashboard {
             zone,
             cache: Arc::new(ResultCache::default()),
             memo: Arc::default(),
+            cancel: Cancel::default(),
         }
+    }
+
+    /// A copy for one request whose work stops when the returned guard is dropped: adapters
+    /// keep the guard in the request's future (`cancel`).
+    pub fn cancellable(&self) -> (Dashboard, CancelOnDrop) {
+        let (cancel, guard) = Cancel::new();
+        (
+            Dashboard {
+                cancel,
+                ..self.clone()
+            },
+            guard,
+        )
     }
 
     pub fn now(&self) -> Millis {
@@ -99,6 +116,18 @@ pub fn resolve_window(args: &WindowArgs, now: Millis) -> Result<Window> {
             format!(
                 "{} is not before {end_text} {}; a window needs start < end",
                 format_utc(start),
+                format_utc(end)
+            ),
+        ));
+    }
+    if start < 0 {
+        // Only `end` minus a timeframe can get here: a given `start` before 1970 is refused
+        // when it is parsed.
+        return Err(Error::invalid(
+            "end",
+            format!(
+                "a {} window ending at {} would start before 1970-01-01T00:00:00Z, the earliest instant stored; give a later end or a start",
+                args.timeframe.unwrap_or(Timeframe::Day).as_str(),
                 format_utc(end)
             ),
         ));

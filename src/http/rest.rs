@@ -199,7 +199,9 @@ async fn call(
     tool: &'static str,
     args: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let d = st.server.dashboard().clone();
+    // The guard lives in this future: when the client goes away or the request times out, the
+    // server drops the future and the guard stops the call's work (`cancel`).
+    let (d, _cancel) = st.server.dashboard().cancellable();
     let allow = st.server.allow_writes();
     let out = tokio::task::spawn_blocking(move || catalog::call(&d, allow, tool, Some(args)))
         .await

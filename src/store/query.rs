@@ -7,6 +7,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
+use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::money::Nanos;
 use crate::time::{Millis, Window, DAY, HOUR};
@@ -257,6 +258,7 @@ pub fn executions(
     ef: &ExecutionFilter,
     limit: u32,
     offset: u64,
+    cancel: &Cancel,
 ) -> Result<(i64, Vec<ExecutionRow>)> {
     let Some((mut cond, params)) = where_clause(c, w, &ef.filter)? else {
         return Ok((0, Vec::new()));
@@ -272,6 +274,9 @@ pub fn executions(
             .prepare_cached(&format!("SELECT COUNT(*) FROM executions e WHERE {cond}"))?
             .query_row(params_from_iter(params.iter()), |r| r.get(0))?,
     };
+    if offset >= total as u64 {
+        return Ok((total, Vec::new()));
+    }
     // The rows come in time order (`pos` descending); only the ties of one millisecond need
     // sorting by id, so rows are read a millisecond at a time until the page is full and its
     // last millisecond complete. Milliseconds wholly before `offset` are counted, not kept.
@@ -296,13 +301,31 @@ pub fn executions(
             page.append(ms);
         }
     };
+    // A millisecond holds at most `PER_MILLISECOND` rows, so one that begins at least that many
+    // rows before `offset` ends before the page: its rows are only counted, never decoded.
+    let per_ms = super::PER_MILLISECOND as usize;
+    let (mut current, mut counted, mut light) = (None::<Millis>, 0usize, false);
+    let mut seen = 0u32;
     while let Some(r) = rows.next()? {
+        seen = seen.wrapping_add(1);
+        if seen % 8192 == 0 {
+            cancel.check()?;
+        }
         let ts: Millis = r.get(1)?;
-        if ms.last().is_some_and(|last| last.ts != ts) {
-            close(&mut ms, &mut skipped, &mut page);
-            if skipped + page.len() >= wanted {
-                break;
+        if current != Some(ts) {
+            if current.is_some() {
+                skipped += std::mem::take(&mut counted);
+                close(&mut ms, &mut skipped, &mut page);
+                if skipped + page.len() >= wanted {
+                    break;
+                }
             }
+            current = Some(ts);
+            light = page.is_empty() && skipped + per_ms <= skip;
+        }
+        if light {
+            counted += 1;
+            continue;
         }
         ms.push(ExecutionRow {
             id: r.get(0)?,
@@ -323,6 +346,7 @@ pub fn executions(
             metadata: r.get(15)?,
         });
     }
+    skipped += counted;
     close(&mut ms, &mut skipped, &mut page);
     page.sort_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.id.cmp(&b.id)));
     Ok((

@@ -453,6 +453,11 @@ pub struct ExecutionItem {
     pub task_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Present only when this execution's `metadata` was left out because the execution alone
+    /// would not fit in one result (80 KB): the size of the metadata in bytes. Only records
+    /// stored before ingest capped `metadata` can be that large.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_omitted_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
