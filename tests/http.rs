@@ -665,7 +665,7 @@ async fn a_non_loopback_bind_without_a_token_refuses_to_start() {
         empty.token = Some(String::new());
         assert!(matches!(
             HttpServer::bind(server, empty).await.err(),
-            Some(HttpError::TokenRequired { .. })
+            Some(HttpError::BadToken(_))
         ));
 
         let out = Command::new(env!("CARGO_BIN_EXE_dashboard-mcp"))

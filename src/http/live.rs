@@ -7,15 +7,15 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::rest::query_args;
+use super::error::quote;
+use super::rest::{query_args, query_pairs};
 use super::{ApiError, AppState};
 use crate::catalog;
 use crate::dashboard::execution_item;
@@ -52,7 +52,8 @@ fn filters(args: Map<String, Value>) -> Result<Filters, ApiError> {
                         ApiError::invalid(
                             "interval",
                             format!(
-                                "{v:?} is not a whole number of seconds in 1..={MAX_INTERVAL_SECS}"
+                                "{} is not a whole number of seconds in 1..={MAX_INTERVAL_SECS}",
+                                quote(&v)
                             ),
                         )
                     })?;
@@ -63,7 +64,10 @@ fn filters(args: Map<String, Value>) -> Result<Filters, ApiError> {
             _ => {
                 return Err(ApiError::invalid(
                     &k,
-                    format!("unknown parameter {k:?}; allowed are interval, agentId, model"),
+                    format!(
+                        "unknown parameter {}; allowed are interval, agentId, model",
+                        quote(&k)
+                    ),
                 ))
             }
         }
@@ -71,18 +75,11 @@ fn filters(args: Map<String, Value>) -> Result<Filters, ApiError> {
     Ok(f)
 }
 
-pub(crate) async fn stream(
-    State(st): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    let Query(pairs) = match query {
-        Ok(q) => q,
-        Err(e) => {
-            return ApiError::invalid("query", format!("unreadable query string: {e}"))
-                .into_response()
-        }
-    };
-    let f = match query_args(pairs).and_then(filters) {
+pub(crate) async fn stream(State(st): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let f = match query_pairs(query.as_deref())
+        .and_then(query_args)
+        .and_then(filters)
+    {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };

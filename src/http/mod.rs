@@ -1,9 +1,11 @@
 //! HTTP mode: one port serving MCP Streamable HTTP (`/mcp`), the legacy MCP HTTP+SSE transport
 //! (`/sse` + `/message`), the REST API (`/api`), `/openapi.json` and `/healthz`, all behind one
-//! guard (bearer token, Host and Origin checks, request timeout) and a body limit, with graceful
+//! guard (bearer token, Host and Origin checks, URI limit, request timeout) and a body limit, on
+//! connections with a header-read timeout and a connection limit (`conn.rs`), with graceful
 //! shutdown. Every route is an adapter over `catalog::call`; nothing here knows a tool by heart
 //! except the REST paths SPEC §3 names.
 
+mod conn;
 mod error;
 mod live;
 mod mcp_http;
@@ -29,6 +31,9 @@ use crate::mcp::DashboardServer;
 pub(crate) use error::ApiError;
 use security::Security;
 
+pub use conn::{default_max_connections, MAX_HEAD_BYTES};
+pub use security::MAX_URI_BYTES;
+
 /// Default largest request body: a full `dashboard_record_usage` batch (10,000 records) with room
 /// to spare.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -36,6 +41,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for open requests before it stops waiting.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default time a client has to send a request head, and the longest a keep-alive connection
+/// may sit idle between requests.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shortest bearer token accepted on a non-loopback address.
+pub const MIN_PUBLIC_TOKEN_CHARS: usize = 16;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -51,6 +61,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Time to send each request head; also closes keep-alive connections idle that long.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once (see `conn.rs` for what happens at the limit).
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
@@ -63,6 +77,8 @@ impl HttpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -82,6 +98,8 @@ pub enum HttpError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("refusing the bearer token: {0}")]
+    BadToken(String),
     #[error("{0}")]
     Config(String),
 }
@@ -103,12 +121,25 @@ pub struct HttpServer {
     local_addr: SocketAddr,
     stop: CancellationToken,
     grace: Duration,
+    header_read_timeout: Duration,
+    max_connections: usize,
 }
 
 impl HttpServer {
     /// Check the configuration and bind the address. Refuses a non-loopback address without a
-    /// token.
+    /// token or with a short one, and anywhere a token that is blank or has surrounding
+    /// whitespace.
     pub async fn bind(server: DashboardServer, config: HttpConfig) -> Result<Self, HttpError> {
+        if config.max_connections == 0 {
+            return Err(HttpError::Config(
+                "the connection limit must be at least 1".into(),
+            ));
+        }
+        if config.header_read_timeout.is_zero() {
+            return Err(HttpError::Config(
+                "the header-read timeout must be longer than 0 s".into(),
+            ));
+        }
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&config.addr)
             .await
             .map_err(|source| HttpError::Resolve {
@@ -117,9 +148,11 @@ impl HttpServer {
             })?
             .collect();
         let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
-        let token = config.token.clone().filter(|t| !t.is_empty());
-        if !loopback && token.is_none() {
-            return Err(HttpError::TokenRequired { addr: config.addr });
+        let token = config.token.clone();
+        match &token {
+            None if !loopback => return Err(HttpError::TokenRequired { addr: config.addr }),
+            None => {}
+            Some(t) => check_token(t, loopback, &config.addr)?,
         }
         let security = Security::new(
             token,
@@ -147,6 +180,8 @@ impl HttpServer {
             local_addr,
             stop,
             grace: config.shutdown_grace,
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
         })
     }
 
@@ -161,24 +196,41 @@ impl HttpServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let stop = self.stop.clone();
-        let serving = axum::serve(self.listener, self.router).with_graceful_shutdown({
-            let stop = stop.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                stop.cancel();
-            }
-        });
-        let grace = self.grace;
-        tokio::select! {
-            result = serving => result,
-            _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(?grace, "shutdown grace period over; closing the remaining connections");
-                Ok(())
-            }
-        }
+        let limits = conn::Limits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+            grace: self.grace,
+        };
+        conn::serve(self.listener, self.router, limits, self.stop, shutdown).await
     }
+}
+
+/// A bearer token must not be blank nor carry surrounding whitespace (clients strip it, so it
+/// could never match), and off loopback it must be long enough not to be guessed.
+fn check_token(token: &str, loopback: bool, addr: &str) -> Result<(), HttpError> {
+    if token.trim().is_empty() {
+        return Err(HttpError::BadToken(
+            "it is empty or only whitespace; set a real secret, e.g. `openssl rand -hex 24`".into(),
+        ));
+    }
+    if token.trim() != token {
+        return Err(HttpError::BadToken(
+            "it begins or ends with whitespace, which clients do not send; remove it".into(),
+        ));
+    }
+    let chars = token.chars().count();
+    if chars < MIN_PUBLIC_TOKEN_CHARS {
+        if !loopback {
+            return Err(HttpError::BadToken(format!(
+                "it is {chars} characters long, and a server on {addr} (not a loopback address) needs at least {MIN_PUBLIC_TOKEN_CHARS}; e.g. `openssl rand -hex 24`"
+            )));
+        }
+        tracing::warn!(
+            chars,
+            "the bearer token is short (under {MIN_PUBLIC_TOKEN_CHARS} characters); accepted on a loopback address only"
+        );
+    }
+    Ok(())
 }
 
 fn router(
@@ -253,7 +305,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         "not_found",
         format!(
             "no route {}; see /openapi.json for the REST API, /mcp for MCP",
-            uri.path()
+            error::quote(uri.path())
         ),
     )
     .into_response()
@@ -263,7 +315,11 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
+        format!(
+            "{} is not allowed on {}",
+            error::quote(method.as_str()),
+            error::quote(uri.path())
+        ),
     )
     .into_response()
 }

@@ -6,6 +6,14 @@ use serde_json::{json, Map, Value};
 
 use super::rest::{Kind, RestRoute};
 
+/// The largest `offset` the tools take (`MAX_OFFSET` in src/dashboard/mod.rs; the tool input
+/// schemas do not carry it, tests/http_hardening.rs checks the server agrees).
+pub(crate) const MAX_OFFSET: u64 = 1_000_000_000;
+/// The longest budget scope, in characters (the `dashboard_set_budget` input schema's limit).
+const MAX_SCOPE_CHARS: u64 = 128;
+/// Said of every query parameter: how an HTML form's empty field is read.
+const EMPTY_MEANS_ABSENT: &str = "An empty value (`name=`) counts as not given.";
+
 /// The document for these routes, as JSON text. Write routes appear only when writes are allowed.
 pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) -> String {
     let mut schemas = Map::new();
@@ -28,6 +36,8 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                 "400": { "$ref": "#/components/responses/BadRequest" },
                 "401": { "$ref": "#/components/responses/Unauthorized" },
                 "403": { "$ref": "#/components/responses/Forbidden" },
+                "414": { "$ref": "#/components/responses/UriTooLong" },
+                "503": { "$ref": "#/components/responses/Timeout" },
             }
         });
         match r.kind {
@@ -42,10 +52,11 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                 if let Some(req) = body.get_mut("required").and_then(Value::as_array_mut) {
                     req.retain(|f| f != "scope");
                 }
-                let scope = input_schema
+                let mut scope = input_schema
                     .pointer("/properties/scope")
                     .cloned()
                     .unwrap_or_else(|| json!({ "type": "string" }));
+                refine("scope", &mut scope);
                 op["parameters"] = json!([{
                     "name": "scope", "in": "path", "required": true,
                     "description": scope.get("description").cloned().unwrap_or(Value::Null),
@@ -78,7 +89,7 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
             .or_insert_with(|| Value::Object(Map::new()));
         path[r.method.as_str().to_ascii_lowercase()] = op;
     }
-    paths.insert("/api/stream".into(), stream_path());
+    paths.insert("/api/stream".into(), stream_path(&schemas));
     paths.insert("/healthz".into(), health_path());
     schemas.insert("Health".into(), health_schema());
 
@@ -98,6 +109,8 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                 "Unauthorized": error_response("Missing or wrong bearer token."),
                 "Forbidden": error_response("Foreign Origin or Host, or a write route without --allow-writes."),
                 "TooLarge": error_response("The body is larger than the server accepts."),
+                "UriTooLong": error_response(&format!("The request target (path and query string) is longer than {} bytes; `field` is `query`.", super::MAX_URI_BYTES)),
+                "Timeout": error_response(&format!("The answer did not start within the request timeout ({} s by default), code `timeout`.", super::DEFAULT_REQUEST_TIMEOUT.as_secs())),
             },
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
         }
@@ -187,6 +200,25 @@ fn rewrite_refs(v: &mut Value, renamed: &[(String, String)]) {
     }
 }
 
+/// What the tool input schemas leave unsaid about a parameter named `name` but the tools enforce.
+fn refine(name: &str, schema: &mut Value) {
+    let Some(o) = schema.as_object_mut() else {
+        return;
+    };
+    let mut add = |key: &str, value: Value| {
+        o.entry(key).or_insert(value);
+    };
+    match name {
+        "start" | "end" => add("format", json!("date-time")),
+        "offset" => add("maximum", json!(MAX_OFFSET)),
+        "scope" => {
+            add("minLength", json!(1));
+            add("maxLength", json!(MAX_SCOPE_CHARS));
+        }
+        _ => {}
+    }
+}
+
 /// One query parameter per input property.
 fn query_parameters(input: &Value) -> Vec<Value> {
     let required: Vec<&str> = input["required"]
@@ -199,20 +231,34 @@ fn query_parameters(input: &Value) -> Vec<Value> {
             props
                 .iter()
                 .map(|(name, schema)| {
-                    let mut p = json!({
-                        "name": name,
-                        "in": "query",
-                        "required": required.contains(&name.as_str()),
-                        "schema": schema,
-                    });
-                    if let Some(d) = schema.get("description") {
-                        p["description"] = d.clone();
-                    }
-                    p
+                    let mut schema = schema.clone();
+                    refine(name, &mut schema);
+                    query_parameter(
+                        name,
+                        required.contains(&name.as_str()),
+                        schema.get("description").and_then(Value::as_str),
+                        schema.clone(),
+                    )
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A query parameter; its description says that an empty value counts as not given.
+fn query_parameter(name: &str, required: bool, description: Option<&str>, schema: Value) -> Value {
+    let description = match description {
+        Some(d) => format!("{d} {EMPTY_MEANS_ABSENT}"),
+        None => EMPTY_MEANS_ABSENT.to_owned(),
+    };
+    json!({
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "allowEmptyValue": true,
+        "schema": schema,
+    })
 }
 
 fn error_schema() -> Value {
@@ -279,20 +325,81 @@ fn health_path() -> Value {
     }})
 }
 
-fn stream_path() -> Value {
+/// `/api/stream`: the body is a stream of events, each an object whose `data` is JSON text of the
+/// executions item or the overview (`contentMediaType` / `contentSchema` say so).
+fn stream_path(schemas: &Map<String, Value>) -> Value {
+    let execution = schemas
+        .get("dashboard_get_executions.output")
+        .and_then(|s| s.pointer("/properties/executions/items"))
+        .cloned()
+        .unwrap_or_else(|| json!({ "type": "object" }));
+    let overview = if schemas.contains_key("dashboard_get_overview.output") {
+        json!({ "$ref": "#/components/schemas/dashboard_get_overview.output" })
+    } else {
+        json!({ "type": "object" })
+    };
+    let event = |name: &str, with_id: bool, data: Value, what: &str| {
+        let mut properties = json!({
+            "event": { "const": name },
+            "data": {
+                "type": "string",
+                "description": what,
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+        });
+        let mut required = vec!["event", "data"];
+        if with_id {
+            properties["id"] = json!({ "type": "string", "description": "The execution's id." });
+            required.push("id");
+        }
+        json!({
+            "type": "object",
+            "title": name,
+            "required": required,
+            "additionalProperties": false,
+            "properties": properties,
+        })
+    };
+    let events = json!({
+        "type": "array",
+        "description": "Server-Sent Events, one item per event (`event:`, `id:` and `data:` lines); comment lines keep the connection alive.",
+        "items": { "oneOf": [
+            event("execution", true, execution, "An ingested execution, as dashboard_get_executions lists it."),
+            event("overview", false, overview, "The dashboard_get_overview answer for the day (of agentId, when given)."),
+        ] }
+    });
+    let parameters = vec![
+        query_parameter(
+            "interval",
+            false,
+            Some("Seconds between overview events, 1..300 (default 5)."),
+            json!({ "type": "integer", "minimum": 1, "maximum": 300 }),
+        ),
+        query_parameter(
+            "agentId",
+            false,
+            Some("Only this agent."),
+            json!({ "type": "string" }),
+        ),
+        query_parameter(
+            "model",
+            false,
+            Some("Only this model (execution events)."),
+            json!({ "type": "string" }),
+        ),
+    ];
     json!({ "get": {
         "operationId": "stream",
         "summary": "Live updates (Server-Sent Events)",
-        "description": "An `execution` event (the dashboard_get_executions item shape) for every execution ingested by this server, and an `overview` event (dashboard_get_overview, timeframe day) at most every `interval` seconds when something changed, starting with one at once. A client that falls behind is dropped.",
-        "parameters": [
-            { "name": "interval", "in": "query", "required": false, "description": "Seconds between overview events, 1..300 (default 5).", "schema": { "type": "integer", "minimum": 1, "maximum": 300 } },
-            { "name": "agentId", "in": "query", "required": false, "description": "Only this agent.", "schema": { "type": "string" } },
-            { "name": "model", "in": "query", "required": false, "description": "Only this model (execution events).", "schema": { "type": "string" } }
-        ],
+        "description": "An `execution` event (the dashboard_get_executions item shape) for every execution ingested by this server, and an `overview` event (dashboard_get_overview, timeframe day) at most every `interval` seconds when something changed, starting with one at once. A client that falls behind is dropped. The stream does not end until the client or the server closes it.",
+        "parameters": parameters,
         "responses": {
-            "200": { "description": "An event stream.", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+            "200": { "description": "An event stream.", "content": { "text/event-stream": { "schema": events } } },
             "400": { "$ref": "#/components/responses/BadRequest" },
-            "401": { "$ref": "#/components/responses/Unauthorized" }
+            "401": { "$ref": "#/components/responses/Unauthorized" },
+            "403": { "$ref": "#/components/responses/Forbidden" },
+            "414": { "$ref": "#/components/responses/UriTooLong" }
         }
     }})
 }

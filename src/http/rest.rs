@@ -4,16 +4,16 @@
 //! (`PUT /api/budgets/{scope}`, `POST /api/usage`). A 200 body is the tool's JSON byte for byte.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value};
 
-use super::error::json_response;
+use super::error::{json_response, quote};
 use super::{ApiError, AppState};
 use crate::catalog;
 use crate::input::shown;
@@ -93,35 +93,38 @@ pub(crate) fn routes() -> Vec<RestRoute> {
 pub(crate) fn add_routes(mut router: Router<AppState>, routes: &[RestRoute]) -> Router<AppState> {
     for r in routes {
         let tool = r.tool;
-        router = match r.kind {
-            Kind::Query => router.route(
-                &r.path,
-                get(
-                    move |State(st): State<AppState>,
-                          query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
-                        read(st, tool, query).await
-                    },
+        router =
+            match r.kind {
+                Kind::Query => router.route(
+                    &r.path,
+                    get(
+                        move |State(st): State<AppState>, RawQuery(query): RawQuery| async move {
+                            read(st, tool, query).await
+                        },
+                    ),
                 ),
-            ),
-            Kind::SetBudget => router.route(
-                &r.path,
-                put(
-                    move |State(st): State<AppState>,
-                          scope: Result<Path<String>, PathRejection>,
-                          body: Result<Bytes, BytesRejection>| async move {
-                        set_budget(st, tool, scope, body).await
-                    },
+                Kind::SetBudget => router.route(
+                    &r.path,
+                    put(
+                        move |State(st): State<AppState>,
+                              uri: Uri,
+                              body: Result<Bytes, BytesRejection>| async move {
+                            set_budget(st, tool, uri, body).await
+                        },
+                    ),
                 ),
-            ),
-            Kind::RecordUsage => router.route(
-                &r.path,
-                post(
-                    move |State(st): State<AppState>, body: Result<Bytes, BytesRejection>| async move {
-                        record_usage(st, tool, body).await
-                    },
-                ),
-            ),
-        };
+                Kind::RecordUsage => {
+                    router.route(
+                        &r.path,
+                        post(
+                            move |State(st): State<AppState>,
+                                  body: Result<Bytes, BytesRejection>| async move {
+                                record_usage(st, tool, body).await
+                            },
+                        ),
+                    )
+                }
+            };
     }
     router
 }
@@ -129,23 +132,21 @@ pub(crate) fn add_routes(mut router: Router<AppState>, routes: &[RestRoute]) -> 
 async fn read(
     st: AppState,
     tool: &'static str,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: Option<String>,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) =
-        query.map_err(|e| ApiError::invalid("query", format!("unreadable query string: {e}")))?;
-    call(st, tool, query_args(pairs)?).await
+    call(st, tool, query_args(query_pairs(query.as_deref())?)?).await
 }
 
 async fn set_budget(
     st: AppState,
     tool: &'static str,
-    scope: Result<Path<String>, PathRejection>,
+    uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     if !st.server.allow_writes() {
         return Err(ApiError::writes_disabled(tool));
     }
-    let Path(scope) = scope.map_err(|e| ApiError::invalid("scope", e.body_text()))?;
+    let scope = scope_of_path(uri.path())?;
     let body = body_bytes(body)?;
     let mut args = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
@@ -169,8 +170,9 @@ async fn set_budget(
             return Err(ApiError::invalid(
                 "scope",
                 format!(
-                    "the body says {} but the path says {scope:?}; leave scope out of the body",
-                    shown(given)
+                    "the body says {} but the path says {}; leave scope out of the body",
+                    shown(given),
+                    quote(&scope)
                 ),
             ));
         }
@@ -217,6 +219,88 @@ async fn call(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// The pairs of a query string (`a=1&b=x+y`), names and values decoded strictly: `+` is a space,
+/// `%` must start a two-digit hex escape, and the decoded bytes must be UTF-8. A lenient decoder
+/// would turn `agentId=%zz%ff` into a filter on `"%zz\u{fffd}"` that silently matches nothing;
+/// here it is a 400 naming `agentId`. An empty segment (`a=1&&b=2`) is skipped; a parameter
+/// without a name (`=x`) is refused, naming the field `query`.
+pub(crate) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = Vec::new();
+    let segments = query.unwrap_or_default().split('&');
+    for (i, segment) in segments.enumerate().filter(|(_, s)| !s.is_empty()) {
+        let (raw_name, raw_value) = segment.split_once('=').unwrap_or((segment, ""));
+        let name = decode(raw_name, true).map_err(|why| {
+            ApiError::invalid(
+                "query",
+                format!(
+                    "the name of parameter {} ({}) is not valid percent-encoding: {why}",
+                    i + 1,
+                    quote(raw_name)
+                ),
+            )
+        })?;
+        if name.is_empty() {
+            return Err(ApiError::invalid(
+                "query",
+                format!(
+                    "parameter {} ({}) has no name; write name=value, e.g. timeframe=week",
+                    i + 1,
+                    quote(segment)
+                ),
+            ));
+        }
+        let value = decode(raw_value, true).map_err(|why| {
+            ApiError::invalid(
+                &name,
+                format!("{} is not valid percent-encoding: {why}", quote(raw_value)),
+            )
+        })?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// The `{scope}` of `/api/budgets/{scope}`, decoded strictly (a `+` stays a `+` in a path) and
+/// otherwise passed on unchanged: the tool judges what a scope may be.
+fn scope_of_path(path: &str) -> Result<String, ApiError> {
+    let raw = path.rsplit('/').next().unwrap_or_default();
+    decode(raw, false).map_err(|why| {
+        ApiError::invalid(
+            "scope",
+            format!(
+                "the path segment {} is not valid percent-encoding: {why}",
+                quote(raw)
+            ),
+        )
+    })
+}
+
+/// Percent-decode `s` strictly, `+` as a space when `plus` (query strings); `Err` says why not.
+fn decode(s: &str, plus: bool) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    for (i, _) in s.match_indices('%') {
+        let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+        if !(hex(i + 1) && hex(i + 2)) {
+            // `i` is the byte of an ASCII `%`, so slicing from it is on a character boundary.
+            let escape: String = s[i..].chars().take(3).collect();
+            return Err(format!(
+                "{escape:?} at byte {i} is not an escape (% must be followed by two hex digits; write %25 for a % sign)"
+            ));
+        }
+    }
+    let spaced;
+    let s = if plus && s.contains('+') {
+        spaced = s.replace('+', " ");
+        spaced.as_str()
+    } else {
+        s
+    };
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|d| d.into_owned())
+        .map_err(|e| format!("its escapes decode to bytes that are not UTF-8 text ({e})"))
+}
+
 /// Query-string pairs as tool arguments (strings; the tools forgive numbers sent as strings).
 /// An empty value means "not given", as in an HTML form.
 pub(crate) fn query_args(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, ApiError> {
@@ -225,9 +309,10 @@ pub(crate) fn query_args(pairs: Vec<(String, String)>) -> Result<Map<String, Val
         if v.is_empty() {
             continue;
         }
-        if args.insert(k.clone(), Value::String(v)).is_some() {
+        if args.contains_key(&k) {
             return Err(ApiError::invalid(&k, "given more than once; give it once"));
         }
+        args.insert(k, Value::String(v));
     }
     Ok(args)
 }

@@ -1,4 +1,5 @@
-//! The guard in front of every route but `/healthz`: DNS-rebinding protection (the `Host` must be
+//! The guard in front of every route: the request-target limit ([`MAX_URI_BYTES`]); then, on
+//! every route but `/healthz`, DNS-rebinding protection (the `Host` must be
 //! one we serve under, a browser `Origin` must be allowed), the bearer token compared in constant
 //! time, the request timeout, and CORS for the allowed origins (a browser page of an allowed
 //! origin may read the API; its preflight needs no token, as browsers send none).
@@ -14,6 +15,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
+
+/// The longest request target (path and query string) served; a longer one is a 414 naming the
+/// field `query` (or `path`). Longer than any real query here, far below hyper's own 65,534.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Host names a loopback server answers to.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -147,6 +152,9 @@ impl Security {
 /// The middleware: `/healthz` passes untouched; everything else is checked, then given
 /// `timeout` to start its response.
 pub(crate) async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
+    if let Some(e) = uri_too_long(req.uri()) {
+        return e.into_response();
+    }
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
@@ -187,6 +195,25 @@ pub(crate) async fn guard(State(sec): State<Arc<Security>>, req: Request, next: 
         );
     }
     response
+}
+
+/// The 414 for a request target over [`MAX_URI_BYTES`].
+fn uri_too_long(uri: &axum::http::Uri) -> Option<ApiError> {
+    let target = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target <= MAX_URI_BYTES {
+        return None;
+    }
+    let query = uri.query().map_or(0, str::len);
+    let field = if query > 0 { "query" } else { "path" };
+    let mut e = ApiError::new(
+        StatusCode::URI_TOO_LONG,
+        "uri_too_long",
+        format!(
+            "{field}: the request target (path and query string) is {target} bytes long (the query string {query}); this server accepts at most {MAX_URI_BYTES}"
+        ),
+    );
+    e.field = Some(field.into());
+    Some(e)
 }
 
 fn preflight_response() -> Response {

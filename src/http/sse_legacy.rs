@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::error::json_response;
-use super::rest::body_bytes;
+use super::rest::{body_bytes, query_pairs};
 use super::{ApiError, AppState};
 
 /// Messages buffered each way per session.
@@ -110,12 +110,11 @@ pub(crate) async fn connect(State(st): State<AppState>) -> Response {
 /// `POST /message?sessionId=…`: deliver one JSON-RPC message (or a batch) to its session.
 pub(crate) async fn message(
     State(st): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::invalid("query", format!("unreadable query string: {e}")))?;
-    let Some(id) = query.get("sessionId") else {
+    let pairs = query_pairs(query.as_deref())?;
+    let Some((_, id)) = pairs.iter().find(|(k, _)| k == "sessionId") else {
         return Err(ApiError::invalid(
             "sessionId",
             "missing; POST to the endpoint URL the /sse stream announced",
