@@ -44,6 +44,7 @@ pub struct BudgetsInput {
     pub limit: Option<u64>,
     /// Budgets to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
+    #[schemars(range(max = 1_000_000_000))]
     pub offset: Option<u64>,
 }
 
@@ -84,7 +85,8 @@ fn require_limit(schema: &mut schemars::Schema) {
         .and_then(|p| p.get_mut("limitUsd"))
     {
         limit.remove("default");
-        limit.insert("exclusiveMinimum".into(), Value::from(0));
+        // The smallest limit that does not round to 0 nano-dollars.
+        limit.insert("minimum".into(), Value::from(1e-9));
     }
 }
 

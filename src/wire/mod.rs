@@ -87,9 +87,11 @@ macro_rules! windowed_input {
             pub timeframe: Option<$crate::wire::Timeframe>,
             /// Custom window start, RFC 3339 (overrides timeframe).
             #[serde(default, deserialize_with = "crate::input::lenient_string")]
+            #[schemars(extend("format" = "date-time"))]
             pub start: Option<String>,
             /// Custom window end, RFC 3339, exclusive (default now).
             #[serde(default, deserialize_with = "crate::input::lenient_string")]
+            #[schemars(extend("format" = "date-time"))]
             pub end: Option<String>,
             $($fields)*
         }
@@ -123,6 +125,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Agents to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
+    #[schemars(range(max = 1_000_000_000))]
     pub offset: Option<u64>,
     /// Sort key (default cost); ties sort by id.
     #[serde(default)]
@@ -144,6 +147,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Models to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
+    #[schemars(range(max = 1_000_000_000))]
     pub offset: Option<u64>,
     }
 }
@@ -185,6 +189,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Executions to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
+    #[schemars(range(max = 1_000_000_000))]
     pub offset: Option<u64>,
     }
 }
