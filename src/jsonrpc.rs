@@ -1,0 +1,520 @@
+//! JSON-RPC 2.0 in front of rmcp, for stdio and `/mcp` alike: `check` decides whether one
+//! message is a JSON-RPC 2.0 message of a shape rmcp serves, or the error response it gets
+//! instead (-32700 for bytes that are not JSON, -32600 for JSON that is not a request, -32602 for
+//! a standard method's malformed `params`), always with an `id` member (`null` when the message
+//! has no usable id). rmcp on its own drops unparsable lines, answers invalid ones without an `id`
+//! and sends a `tools/call` whose params it cannot read to its custom-method fallback (-32601).
+//! `LineTransport` is the stdio framing: bounded lines in, whole lines out, our errors and rmcp's
+//! messages through one writer.
+
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::Transport;
+use rmcp::RoleServer;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// The largest message: as large as an HTTP body may be by default (a full
+/// `dashboard_record_usage` batch with room to spare).
+pub const MAX_MESSAGE_BYTES: usize = crate::http::DEFAULT_MAX_BODY_BYTES;
+
+pub const PARSE_ERROR: i32 = -32700;
+pub const INVALID_REQUEST: i32 = -32600;
+pub const INVALID_PARAMS: i32 = -32602;
+/// Not in JSON-RPC; what MCP SDKs answer (with HTTP 404) for an `Mcp-Session-Id` they do not hold.
+pub const SESSION_NOT_FOUND: i32 = -32001;
+
+/// How much of a bad value an error message quotes.
+const SHOWN_CHARS: usize = 60;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The error response a message gets instead of reaching rmcp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The message's id when it had a valid one, else `null`.
+    pub id: Value,
+    pub code: i32,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(id: Value, code: i32, message: impl Into<String>) -> Self {
+        Rejection {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON-RPC error response, `id` included even when `null`.
+    pub fn to_json(&self) -> String {
+        json!({
+            "jsonrpc": "2.0",
+            "id": self.id,
+            "error": {"code": self.code, "message": self.message},
+        })
+        .to_string()
+    }
+}
+
+/// The answer to a message over `limit` bytes (which was not read, so its id is unknown).
+pub fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        Value::Null,
+        INVALID_REQUEST,
+        format!("message too large: it exceeds the limit of {limit} bytes"),
+    )
+}
+
+/// The message without a leading UTF-8 byte order mark (RFC 8259 §8.1 lets a parser skip it).
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes)
+}
+
+/// Whether `bytes` (one whole message) is a JSON-RPC 2.0 message rmcp can take as it is, and if
+/// so the message; otherwise the error response it gets. Answers to our own requests (a client's
+/// `result` / `error`) pass when well formed.
+pub fn check(bytes: &[u8]) -> Result<ClientJsonRpcMessage, Rejection> {
+    let bytes = strip_bom(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        Rejection::new(
+            Value::Null,
+            PARSE_ERROR,
+            format!(
+                "parse error: the message is not UTF-8 (byte 0x{:02x} at offset {at}); a message is one JSON object in UTF-8",
+                bytes[at]
+            ),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Rejection::new(
+            Value::Null,
+            PARSE_ERROR,
+            format!(
+                "parse error: {e}; the message {} is not JSON",
+                shown_text(text)
+            ),
+        )
+    })?;
+    let object = match value {
+        Value::Object(object) => object,
+        Value::Array(_) => {
+            return Err(Rejection::new(
+                Value::Null,
+                INVALID_REQUEST,
+                "batches are not supported: send one JSON-RPC message (an object) at a time",
+            ))
+        }
+        other => {
+            return Err(Rejection::new(
+                Value::Null,
+                INVALID_REQUEST,
+                format!(
+                    "invalid request: a JSON-RPC message is an object, not {} {}",
+                    kind(&other),
+                    shown(&other)
+                ),
+            ))
+        }
+    };
+    let id = request_id(&object)?;
+    let reject = |code, message: String| Err(Rejection::new(id.clone(), code, message));
+    match object.get("jsonrpc") {
+        Some(Value::String(v)) if v == "2.0" => {}
+        Some(other) => {
+            return reject(
+                INVALID_REQUEST,
+                format!(
+                    "jsonrpc: {} is not supported; it must be \"2.0\"",
+                    shown(other)
+                ),
+            )
+        }
+        None => {
+            return reject(
+                INVALID_REQUEST,
+                "jsonrpc: missing; it must be \"2.0\"".into(),
+            )
+        }
+    }
+    let has = |key| object.contains_key(key);
+    let method = match object.get("method") {
+        Some(Value::String(m)) if !has("result") && !has("error") => Some(m.clone()),
+        Some(Value::String(_)) => {
+            return reject(
+                INVALID_REQUEST,
+                "invalid request: a message has either method (a request or notification) or result/error (a response), not both".into(),
+            )
+        }
+        Some(other) => {
+            return reject(
+                INVALID_REQUEST,
+                format!(
+                    "method: {} is {}; it must be a string",
+                    shown(other),
+                    kind(other)
+                ),
+            )
+        }
+        None if has("result") == has("error") => {
+            return reject(
+                INVALID_REQUEST,
+                "invalid request: a message needs a method (a request or notification), or an id with either result or error (a response)".into(),
+            )
+        }
+        None => None,
+    };
+    let is_request = method.is_some() && has("id");
+    if is_request && method.as_deref() == Some("tools/call") {
+        if let Err(message) = check_tool_call(object.get("params")) {
+            return reject(INVALID_PARAMS, message);
+        }
+    }
+    let message = serde_json::from_value::<ClientJsonRpcMessage>(Value::Object(object.clone()))
+        .or_else(|e| reject(INVALID_REQUEST, format!("invalid request: {e}")))?;
+    // rmcp reads a standard method whose params do not fit as a custom request, which it then
+    // answers as an unknown method.
+    if let JsonRpcMessage::Request(request) = &message {
+        if let ClientRequest::CustomRequest(custom) = &request.request {
+            if let Some(error) = params_error(&custom.method, &object) {
+                return reject(INVALID_PARAMS, format!("{error} ({})", custom.method));
+            }
+        }
+    }
+    Ok(message)
+}
+
+/// The request id, `null` when there is none; an id that is neither a string nor an integer is
+/// an invalid request (answered with id `null`, since it cannot be echoed).
+fn request_id(object: &Map<String, Value>) -> Result<Value, Rejection> {
+    let Some(id) = object.get("id") else {
+        return Ok(Value::Null);
+    };
+    let valid = match id {
+        Value::String(_) => true,
+        // What rmcp takes: an i64, or a float that is exactly one (1.0, 1e2).
+        Value::Number(n) => {
+            n.is_i64()
+                || n.as_u64().is_some_and(|u| i64::try_from(u).is_ok())
+                || n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0)
+        }
+        // An error about a message whose id the client could not read.
+        Value::Null => object.contains_key("error") && !object.contains_key("method"),
+        _ => false,
+    };
+    if valid {
+        Ok(id.clone())
+    } else {
+        Err(Rejection::new(
+            Value::Null,
+            INVALID_REQUEST,
+            format!(
+                "id: {} is not a valid request id; an id is a string or an integer",
+                shown(id)
+            ),
+        ))
+    }
+}
+
+/// `tools/call` params: an object with a string `name` and optional object `arguments`.
+fn check_tool_call(params: Option<&Value>) -> Result<(), String> {
+    const SHAPE: &str = "{\"name\": TOOL, \"arguments\": {…}}";
+    let params = match params {
+        Some(Value::Object(params)) => params,
+        None | Some(Value::Null) => {
+            return Err(format!("params: missing; tools/call needs {SHAPE}"))
+        }
+        Some(other) => {
+            return Err(format!(
+                "params: {} is {}; tools/call needs {SHAPE}",
+                shown(other),
+                kind(other)
+            ))
+        }
+    };
+    match params.get("name") {
+        Some(Value::String(_)) => {}
+        None => {
+            return Err("params.name: missing; it names the tool to call (see tools/list)".into())
+        }
+        Some(other) => {
+            return Err(format!(
+                "params.name: {} is {}; it must be a tool's name, a string (see tools/list)",
+                shown(other),
+                kind(other)
+            ))
+        }
+    }
+    match params.get("arguments") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+        Some(other) => Err(format!(
+            "params.arguments: {} is {}; it must be an object of the tool's arguments (or absent)",
+            shown(other),
+            kind(other)
+        )),
+    }
+}
+
+/// Why rmcp's own type for a standard client request does not take this one's params, if it is
+/// a standard request we serve. (`resources/subscribe` is deprecated in the 2026 revision; the
+/// 2025-era sessions still use it.)
+#[allow(deprecated)]
+fn params_error(method: &str, object: &Map<String, Value>) -> Option<String> {
+    use rmcp::model::{
+        CallToolRequest, CompleteRequest, GetPromptRequest, InitializeRequest, ListPromptsRequest,
+        ListResourceTemplatesRequest, ListResourcesRequest, ListToolsRequest, ReadResourceRequest,
+        SubscribeRequest, SubscriptionsListenRequest, UnsubscribeRequest,
+    };
+    fn error<T: DeserializeOwned>(request: &Value) -> Option<String> {
+        serde_path_to_error::deserialize::<_, T>(request)
+            .err()
+            .map(|e| e.to_string())
+    }
+    let mut request = Map::new();
+    request.insert("method".into(), method.into());
+    if let Some(params) = object.get("params") {
+        request.insert("params".into(), params.clone());
+    }
+    let request = Value::Object(request);
+    match method {
+        "initialize" => error::<InitializeRequest>(&request),
+        "tools/list" => error::<ListToolsRequest>(&request),
+        "tools/call" => error::<CallToolRequest>(&request),
+        "resources/list" => error::<ListResourcesRequest>(&request),
+        "resources/templates/list" => error::<ListResourceTemplatesRequest>(&request),
+        "resources/read" => error::<ReadResourceRequest>(&request),
+        "resources/subscribe" => error::<SubscribeRequest>(&request),
+        "resources/unsubscribe" => error::<UnsubscribeRequest>(&request),
+        "subscriptions/listen" => error::<SubscriptionsListenRequest>(&request),
+        "prompts/list" => error::<ListPromptsRequest>(&request),
+        "prompts/get" => error::<GetPromptRequest>(&request),
+        "completion/complete" => error::<CompleteRequest>(&request),
+        _ => None,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON value as the client wrote it, cut to a bounded prefix.
+fn shown(v: &Value) -> String {
+    cut(&v.to_string())
+}
+
+/// Raw text, quoted, cut to a bounded prefix.
+fn shown_text(text: &str) -> String {
+    let quoted = format!("{:?}", cut_chars(text, SHOWN_CHARS));
+    if text.chars().nth(SHOWN_CHARS).is_some() {
+        format!("{quoted}…")
+    } else {
+        quoted
+    }
+}
+
+fn cut(s: &str) -> String {
+    if s.chars().nth(SHOWN_CHARS).is_some() {
+        format!("{}…", cut_chars(s, SHOWN_CHARS))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn cut_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// Newline-delimited JSON-RPC over a byte stream (stdio) for rmcp: a reader task splits the input
+/// into lines of at most `max` bytes and runs `check` on each, handing good messages to rmcp and
+/// answering bad ones itself; a writer task writes rmcp's messages and those answers, each as one
+/// whole line, so two messages never interleave.
+pub struct LineTransport {
+    incoming: mpsc::Receiver<ClientJsonRpcMessage>,
+    outgoing: mpsc::Sender<String>,
+}
+
+impl LineTransport {
+    /// The transport, and the writer task, which ends once the transport is dropped and
+    /// everything queued is written.
+    pub fn new<R, W>(read: R, write: W, max: usize) -> (Self, tokio::task::JoinHandle<()>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (to_rmcp, incoming) = mpsc::channel(16);
+        let (outgoing, lines) = mpsc::channel(64);
+        // The reader holds a weak sender so that the writer ends with the transport even while
+        // the reader still waits for input.
+        let answers = outgoing.downgrade();
+        tokio::spawn(read_lines(read, max, to_rmcp, answers));
+        let writer = tokio::spawn(write_lines(write, lines));
+        (LineTransport { incoming, outgoing }, writer)
+    }
+}
+
+impl Transport<RoleServer> for LineTransport {
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let outgoing = self.outgoing.clone();
+        async move {
+            let line = serde_json::to_string(&item)?;
+            outgoing
+                .send(line)
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "output closed"))
+        }
+    }
+
+    fn receive(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<ClientJsonRpcMessage>> + Send {
+        self.incoming.recv()
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.incoming.close();
+        Ok(())
+    }
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(mut write: W, mut lines: mpsc::Receiver<String>) {
+    while let Some(mut line) = lines.recv().await {
+        line.push('\n');
+        let written = async {
+            write.write_all(line.as_bytes()).await?;
+            write.flush().await
+        };
+        if let Err(e) = written.await {
+            tracing::error!(error = %e, "cannot write to the client; closing");
+            return;
+        }
+    }
+}
+
+async fn read_lines<R: AsyncRead + Unpin>(
+    read: R,
+    max: usize,
+    to_rmcp: mpsc::Sender<ClientJsonRpcMessage>,
+    answers: mpsc::WeakSender<String>,
+) {
+    let mut lines = Lines::new(read, max);
+    loop {
+        let verdict = match lines.next().await {
+            Ok(Line::Message(bytes)) => {
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                check(bytes)
+            }
+            Ok(Line::TooLong) => Err(too_large(max)),
+            Ok(Line::End) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read from the client; closing");
+                return;
+            }
+        };
+        match verdict {
+            Ok(message) => {
+                if to_rmcp.send(message).await.is_err() {
+                    return;
+                }
+            }
+            Err(rejection) => {
+                tracing::debug!(code = rejection.code, message = %rejection.message, "rejected a message");
+                let Some(answers) = answers.upgrade() else {
+                    return;
+                };
+                if answers.send(rejection.to_json()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+enum Line<'a> {
+    /// One line without its `\n` (and `\r`); the last one may lack the `\n`.
+    Message(&'a [u8]),
+    /// A line longer than the limit: dropped as it is read, so it never takes more memory than
+    /// the limit. Reported once, when it passes the limit; the rest of it is skipped.
+    TooLong,
+    End,
+}
+
+/// Lines of at most `max` bytes.
+struct Lines<R> {
+    read: BufReader<R>,
+    line: Vec<u8>,
+    max: usize,
+    /// Inside a line already reported too long: skip to its end.
+    skipping: bool,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    fn new(read: R, max: usize) -> Self {
+        Lines {
+            read: BufReader::with_capacity(64 * 1024, read),
+            line: Vec::new(),
+            max,
+            skipping: false,
+        }
+    }
+
+    async fn next(&mut self) -> std::io::Result<Line<'_>> {
+        // Give back the memory of a large message once it is handled.
+        if self.line.capacity() > 1024 * 1024 {
+            self.line = Vec::new();
+        }
+        self.line.clear();
+        loop {
+            let available = self.read.fill_buf().await?;
+            if available.is_empty() {
+                self.skipping = false;
+                return Ok(if self.line.is_empty() {
+                    Line::End
+                } else {
+                    Line::Message(trim_line_end(&self.line))
+                });
+            }
+            let newline = available.iter().position(|&b| b == b'\n');
+            let take = newline.map_or(available.len(), |i| i + 1);
+            let content = newline.unwrap_or(available.len());
+            if self.skipping {
+                self.read.consume(take);
+                if newline.is_some() {
+                    self.skipping = false;
+                }
+                continue;
+            }
+            if self.line.len() + content > self.max {
+                self.line.clear();
+                self.read.consume(take);
+                self.skipping = newline.is_none();
+                return Ok(Line::TooLong);
+            }
+            self.line.extend_from_slice(&available[..content]);
+            self.read.consume(take);
+            if newline.is_some() {
+                return Ok(Line::Message(trim_line_end(&self.line)));
+            }
+        }
+    }
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
