@@ -93,7 +93,7 @@ pub fn check(bytes: &[u8]) -> Result<ClientJsonRpcMessage, Rejection> {
             Value::Null,
             PARSE_ERROR,
             format!(
-                "parse error: {e}; the message {} is not JSON",
+                "parse error: {e}; the message {} is not JSON (send one JSON-RPC 2.0 object)",
                 shown_text(text)
             ),
         )
@@ -517,4 +517,164 @@ impl<R: AsyncRead + Unpin> Lines<R> {
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(message: &str) -> Result<(), (Value, i32, String)> {
+        check(message.as_bytes())
+            .map(|_| ())
+            .map_err(|r| (r.id, r.code, r.message))
+    }
+
+    #[test]
+    fn ids_are_what_rmcp_takes_and_a_bad_id_is_answered_with_null() {
+        for id in ["1", "-3", "\"a\"", "1.0", "1e2", "9223372036854775807"] {
+            let m = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            assert_eq!(verdict(&m), Ok(()), "{m}");
+        }
+        for id in ["1.5", "9223372036854775808", "true", "null", "[1]", "{}"] {
+            let m = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let (got, code, message) = verdict(&m).unwrap_err();
+            assert_eq!((got, code), (Value::Null, INVALID_REQUEST), "{m}");
+            assert!(message.starts_with(&format!("id: {id} ")), "{message}");
+        }
+    }
+
+    #[test]
+    fn envelope_errors_echo_a_valid_id() {
+        let cases = [
+            (r#"{"id":3,"method":"ping"}"#, "jsonrpc: missing"),
+            (
+                r#"{"jsonrpc":2,"id":3,"method":"ping"}"#,
+                "jsonrpc: 2 is not supported",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":5}"#,
+                "method: 5 is a number",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":"ping","result":{}}"#,
+                "not both",
+            ),
+            (r#"{"jsonrpc":"2.0","id":3}"#, "needs a method"),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"result":{},"error":{}}"#,
+                "needs a method",
+            ),
+        ];
+        for (m, words) in cases {
+            let (id, code, message) = verdict(m).unwrap_err();
+            assert_eq!((id, code), (json!(3), INVALID_REQUEST), "{m}");
+            assert!(message.contains(words), "{m}: {message}");
+        }
+        let (id, code, _) = verdict("42").unwrap_err();
+        assert_eq!((id, code), (Value::Null, INVALID_REQUEST));
+        let (id, code, _) = verdict("[]").unwrap_err();
+        assert_eq!((id, code), (Value::Null, INVALID_REQUEST));
+    }
+
+    #[test]
+    fn notifications_responses_and_a_bom_pass_to_rmcp() {
+        for m in [
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/whatever","params":{"x":1}}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"no/such/method"}"#,
+            r#"{"jsonrpc":"2.0","id":4,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#,
+            "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{}}}"#,
+        ] {
+            assert_eq!(verdict(m), Ok(()), "{m}");
+        }
+    }
+
+    #[test]
+    fn tool_call_params_name_the_field_and_quote_a_bounded_prefix() {
+        let call = |params: &str| {
+            verdict(&format!(
+                r#"{{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{params}}}"#
+            ))
+            .unwrap_err()
+        };
+        let (id, code, message) = call(r#"{"arguments":{}}"#);
+        assert_eq!((id, code), (json!("c"), INVALID_PARAMS));
+        assert_eq!(
+            message,
+            "params.name: missing; it names the tool to call (see tools/list)"
+        );
+        let (_, _, message) = call(r#"{"name":7}"#);
+        assert!(
+            message.starts_with("params.name: 7 is a number;"),
+            "{message}"
+        );
+        let (_, _, message) = call("[1]");
+        assert!(message.starts_with("params: [1] is an array;"), "{message}");
+        let long = "z".repeat(10_000);
+        let (_, code, message) = call(&format!(r#"{{"name":"x","arguments":"{long}"}}"#));
+        assert_eq!(code, INVALID_PARAMS);
+        let shown = format!("\"{}…", "z".repeat(SHOWN_CHARS - 1));
+        assert!(
+            message.starts_with(&format!("params.arguments: {shown} is a string;")),
+            "{message}"
+        );
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn other_standard_methods_with_unreadable_params_are_32602() {
+        let (id, code, message) =
+            verdict(r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":5}}"#)
+                .unwrap_err();
+        assert_eq!((id, code), (json!(2), INVALID_PARAMS));
+        assert!(message.ends_with("(resources/read)"), "{message}");
+    }
+
+    #[test]
+    fn parse_errors_quote_a_bounded_prefix() {
+        let long = format!("{{{}", "q".repeat(10_000));
+        let (id, code, message) = verdict(&long).unwrap_err();
+        assert_eq!((id, code), (Value::Null, PARSE_ERROR));
+        assert!(message.len() < 200, "{message}");
+        let (_, code, message) = check(b"{\"a\":\"\xc3\"}")
+            .map(|_| ())
+            .map_err(|r| (r.id, r.code, r.message))
+            .unwrap_err();
+        assert_eq!(code, PARSE_ERROR);
+        assert!(message.contains("byte 0xc3 at offset 6"), "{message}");
+    }
+
+    async fn all_lines(input: &[u8], max: usize) -> Vec<Option<Vec<u8>>> {
+        let mut lines = Lines::new(input, max);
+        let mut out = Vec::new();
+        loop {
+            match lines.next().await.unwrap() {
+                Line::Message(m) => out.push(Some(m.to_vec())),
+                Line::TooLong => out.push(None),
+                Line::End => return out,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_cut_at_the_limit_and_the_rest_of_a_long_one_skipped() {
+        let got = all_lines(b"12345\n123456\nab\r\n\n1234567890123\nlast", 5).await;
+        let want: Vec<Option<Vec<u8>>> = vec![
+            Some(b"12345".to_vec()),
+            None,
+            Some(b"ab".to_vec()),
+            Some(b"".to_vec()),
+            None,
+            Some(b"last".to_vec()),
+        ];
+        assert_eq!(got, want);
+        // A long line still running at the end of the input is reported once.
+        assert_eq!(
+            all_lines(b"ok\n0123456789", 5).await,
+            vec![Some(b"ok".to_vec()), None]
+        );
+    }
 }
