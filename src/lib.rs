@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod jsonrpc;
 pub mod mcp;
 pub mod money;
 pub mod store;

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{self, CallError};
 use crate::dashboard::Dashboard;
+use crate::jsonrpc;
 use crate::wire::Timeframe;
 
 const INSTRUCTIONS: &str = "Answers questions about the usage of LLM agents (cost in USD, calls, tokens, errors, latency) from a local usage log. Start with dashboard_get_overview; drill down with dashboard_get_agents, dashboard_get_models, dashboard_get_timeline and dashboard_get_executions. Every answer echoes the resolved window as period {start, end}; pass that end back to page through a window that does not move.";
@@ -80,11 +81,27 @@ impl DashboardServer {
         self.allow_writes
     }
 
-    /// Serve MCP over this process's stdin/stdout until the client goes away.
+    /// Serve MCP over this process's stdin/stdout until the client goes away. Each line goes
+    /// through `jsonrpc::check` first: a bad one is answered with its JSON-RPC error and the next
+    /// line is read; a line over `MAX_MESSAGE_BYTES` is answered too and skipped unbuffered.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let running = self.serve(rmcp::transport::stdio()).await?;
-        running.waiting().await?;
-        Ok(())
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let (transport, writer) =
+            jsonrpc::LineTransport::new(stdin, stdout, jsonrpc::MAX_MESSAGE_BYTES);
+        let served = async {
+            let running = self.serve(transport).await?;
+            running.waiting().await?;
+            anyhow::Ok(())
+        }
+        .await;
+        // rmcp has dropped the transport: the writer finishes what is queued, then ends.
+        if tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("stdout did not drain within 5 s");
+        }
+        served
     }
 
     /// Run one tool call to a `CallToolResult` (tool errors are results with `isError`).
