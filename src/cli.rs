@@ -388,7 +388,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_report(&report, secs);
             }
-            Ok(if report.committed {
+            // Failure: a strict refusal, or records given and none of them stored or already there.
+            let nothing = report.accepted + report.duplicates == 0 && report.rejected > 0;
+            Ok(if report.committed && !nothing {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -643,6 +645,17 @@ fn print_report(r: &ImportReport, secs: f64) {
             println!(
                 "  … and {} more rejected",
                 f.rejected as usize - f.errors.len()
+            );
+        }
+        if !f.unknown_fields.is_empty() {
+            let named: Vec<String> = f
+                .unknown_fields
+                .iter()
+                .map(|(k, n)| format!("{k:?} ({n})"))
+                .collect();
+            println!(
+                "  warning: unknown fields kept in metadata: {}; check their spelling",
+                named.join(", ")
             );
         }
     }

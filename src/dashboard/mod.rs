@@ -90,7 +90,8 @@ impl Dashboard {
                 format!("{n} records given; allowed are 1..={MAX_RECORDS_PER_CALL} per call (import larger files with `dashboard-mcp import`)"),
             ));
         }
-        ingest::import_values(&self.store, &input.records, "records")
+        let strict = input.strict.unwrap_or(false);
+        ingest::import_values_with(&self.store, &input.records, "records", strict)
     }
 }
 

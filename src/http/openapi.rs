@@ -82,6 +82,11 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                     }
                 });
                 op["responses"]["413"] = json!({ "$ref": "#/components/responses/TooLarge" });
+                op["parameters"] = json!([{
+                    "name": "strict", "in": "query", "required": false,
+                    "description": input_schema.pointer("/properties/strict/description").cloned().unwrap_or(Value::Null),
+                    "schema": { "type": "boolean" },
+                }]);
             }
         }
         let path = paths

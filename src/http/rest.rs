@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::error::{json_response, quote};
 use super::{ApiError, AppState};
 use crate::catalog;
-use crate::input::shown;
+use crate::input::{bool_of, shown};
 
 const READ_PREFIX: &str = "/api/dashboard/";
 const BUDGETS_TOOL: &str = "dashboard_get_budgets";
@@ -93,38 +93,36 @@ pub(crate) fn routes() -> Vec<RestRoute> {
 pub(crate) fn add_routes(mut router: Router<AppState>, routes: &[RestRoute]) -> Router<AppState> {
     for r in routes {
         let tool = r.tool;
-        router =
-            match r.kind {
-                Kind::Query => router.route(
-                    &r.path,
-                    get(
-                        move |State(st): State<AppState>, RawQuery(query): RawQuery| async move {
-                            read(st, tool, query).await
-                        },
-                    ),
+        router = match r.kind {
+            Kind::Query => router.route(
+                &r.path,
+                get(
+                    move |State(st): State<AppState>, RawQuery(query): RawQuery| async move {
+                        read(st, tool, query).await
+                    },
                 ),
-                Kind::SetBudget => router.route(
-                    &r.path,
-                    put(
-                        move |State(st): State<AppState>,
-                              uri: Uri,
-                              body: Result<Bytes, BytesRejection>| async move {
-                            set_budget(st, tool, uri, body).await
-                        },
-                    ),
+            ),
+            Kind::SetBudget => router.route(
+                &r.path,
+                put(
+                    move |State(st): State<AppState>,
+                          uri: Uri,
+                          body: Result<Bytes, BytesRejection>| async move {
+                        set_budget(st, tool, uri, body).await
+                    },
                 ),
-                Kind::RecordUsage => {
-                    router.route(
-                        &r.path,
-                        post(
-                            move |State(st): State<AppState>,
-                                  body: Result<Bytes, BytesRejection>| async move {
-                                record_usage(st, tool, body).await
-                            },
-                        ),
-                    )
-                }
-            };
+            ),
+            Kind::RecordUsage => router.route(
+                &r.path,
+                post(
+                    move |State(st): State<AppState>,
+                          RawQuery(query): RawQuery,
+                          body: Result<Bytes, BytesRejection>| async move {
+                        record_usage(st, tool, query, body).await
+                    },
+                ),
+            ),
+        };
     }
     router
 }
@@ -181,18 +179,77 @@ async fn set_budget(
     call(st, tool, args).await
 }
 
+/// `POST /api/usage[?strict=true]`: the body's records to the tool. For NDJSON, the answer and
+/// the errors name body lines instead of record indices (they differ after blank lines).
 async fn record_usage(
     st: AppState,
     tool: &'static str,
+    query: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     if !st.server.allow_writes() {
         return Err(ApiError::writes_disabled(tool));
     }
-    let records = usage_records(&body_bytes(body)?)?;
     let mut args = Map::new();
-    args.insert("records".into(), Value::Array(records));
-    call(st, tool, args).await
+    for (k, v) in query_args(query_pairs(query.as_deref())?)? {
+        if k != "strict" {
+            return Err(ApiError::invalid(
+                &k,
+                format!("unknown query parameter {k:?}; the only one allowed is strict"),
+            ));
+        }
+        let strict = bool_of(&v).ok_or_else(|| {
+            ApiError::invalid("strict", format!("{} is not true or false", shown(&v)))
+        })?;
+        args.insert("strict".into(), Value::Bool(strict));
+    }
+    let body = usage_records(&body_bytes(body)?)?;
+    args.insert("records".into(), Value::Array(body.records));
+    let Some(lines) = body.lines else {
+        return call(st, tool, args).await;
+    };
+    let d = st.server.dashboard().clone();
+    let allow = st.server.allow_writes();
+    let out = tokio::task::spawn_blocking(move || catalog::call(&d, allow, tool, Some(args)))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, tool, "tool task failed");
+            ApiError::internal()
+        })?;
+    let line_of = |index: u64| lines.get(index as usize).copied().unwrap_or(index + 1);
+    let mut out = out.map_err(|e| {
+        let mut err = ApiError::from_call(e);
+        let index = err.field.as_deref().and_then(|f| {
+            f.strip_prefix("records[")?
+                .strip_suffix(']')?
+                .parse::<u64>()
+                .ok()
+        });
+        if let (Some(i), Some(field)) = (index, err.field.take()) {
+            let message = err
+                .message
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&err.message);
+            err.message = format!("line {}: {message}", line_of(i));
+            err.field = Some("body".into());
+        }
+        err
+    })?;
+    if let Some(errors) = out
+        .pointer_mut("/files/0/errors")
+        .and_then(Value::as_array_mut)
+    {
+        for e in errors {
+            if let Some(i) = e["line"].as_u64() {
+                e["line"] = Value::from(line_of(i.saturating_sub(1)));
+            }
+        }
+    }
+    let body = serde_json::to_string(&out).map_err(|e| {
+        tracing::error!(error = %e, tool, "cannot serialise the answer");
+        ApiError::internal()
+    })?;
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// Run `tool` on the blocking pool and answer with its JSON.
@@ -332,28 +389,51 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
     })
 }
 
+/// The records of a `POST /api/usage` body, and for NDJSON the body line of each.
+#[derive(Debug)]
+struct UsageBody {
+    records: Vec<Value>,
+    lines: Option<Vec<u64>>,
+}
+
 /// The records of a `POST /api/usage` body: a JSON array of records, one record object,
-/// `{"records": [...]}` (the tool's input), or NDJSON (one record per line). A body that is not
-/// JSON at all is refused whole, naming the line; bad records are reported one by one by the tool.
-fn usage_records(body: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| ApiError::invalid("body", format!("not UTF-8 text: {e}")))?;
-    let text = text.trim_start_matches('\u{feff}').trim();
-    if text.is_empty() {
+/// `{"records": [...]}` (the tool's input), or NDJSON (one record per line). An NDJSON line that is
+/// not JSON goes to the tool as its text, which the tool rejects as that one record, as
+/// `dashboard-mcp import` does. A body of which no line is a JSON object is refused whole,
+/// naming the first bad line, and so is a body that is not UTF-8.
+fn usage_records(body: &[u8]) -> Result<UsageBody, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = body[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        ApiError::invalid(
+            "body",
+            format!(
+                "line {line}: not UTF-8 text (byte 0x{:02X} at byte {} of the body is invalid); send JSON or NDJSON encoded as UTF-8",
+                body.get(at).copied().unwrap_or_default(),
+                at + 1
+            ),
+        )
+    })?;
+    let text = text.trim_start_matches('\u{feff}');
+    if text.trim().is_empty() {
         return Err(ApiError::invalid(
             "body",
             "empty; send a JSON array of records or NDJSON (one record per line)",
         ));
     }
+    let whole = |records| UsageBody {
+        records,
+        lines: None,
+    };
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Array(items)) => Ok(items),
+        Ok(Value::Array(items)) => Ok(whole(items)),
         Ok(Value::Object(mut o)) => match o.remove("records") {
-            Some(Value::Array(items)) if o.is_empty() => Ok(items),
+            Some(Value::Array(items)) if o.is_empty() => Ok(whole(items)),
             Some(records) => {
                 o.insert("records".into(), records);
-                Ok(vec![Value::Object(o)])
+                Ok(whole(vec![Value::Object(o)]))
             }
-            None => Ok(vec![Value::Object(o)]),
+            None => Ok(whole(vec![Value::Object(o)])),
         },
         Ok(other) => Err(ApiError::invalid(
             "body",
@@ -364,23 +444,39 @@ fn usage_records(body: &[u8]) -> Result<Vec<Value>, ApiError> {
         )),
         Err(_) => {
             let mut records = Vec::new();
-            for (i, line) in text.lines().enumerate() {
+            let mut lines = Vec::new();
+            let mut first_error = None;
+            let mut objects = 0;
+            for (i, line) in text.split('\n').enumerate() {
                 let line = line.trim();
                 if line.is_empty() {
                     continue;
                 }
-                let v = serde_json::from_str::<Value>(line).map_err(|e| {
-                    ApiError::invalid(
-                        "body",
-                        format!(
-                            "line {}: invalid JSON ({e}); send a JSON array of records or NDJSON (one record per line); nothing was stored",
-                            i + 1
-                        ),
-                    )
-                })?;
-                records.push(v);
+                let n = i as u64 + 1;
+                match serde_json::from_str::<Value>(line) {
+                    Ok(v) => {
+                        objects += usize::from(v.is_object());
+                        records.push(v);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert((n, e));
+                        records.push(Value::String(line.to_owned()));
+                    }
+                }
+                lines.push(n);
             }
-            Ok(records)
+            match first_error {
+                Some((n, e)) if objects == 0 => Err(ApiError::invalid(
+                    "body",
+                    format!(
+                        "line {n}: invalid JSON ({e}); send a JSON array of records or NDJSON (one record per line); nothing was stored"
+                    ),
+                )),
+                _ => Ok(UsageBody {
+                    records,
+                    lines: Some(lines),
+                }),
+            }
         }
     }
 }
@@ -392,31 +488,32 @@ mod tests {
     #[test]
     fn usage_bodies_of_every_shape_give_records() {
         let one = r#"{"agentId":"a","model":"m","timestamp":1}"#;
+        let n = |body: String| usage_records(body.as_bytes()).unwrap().records.len();
+        assert_eq!(n(format!("[{one},{one}]")), 2);
+        assert_eq!(n(format!("{one}\n\n{one}\n")), 2);
+        assert_eq!(n(one.to_owned()), 1);
+        assert_eq!(n(format!("{{\"records\":[{one}]}}")), 1);
+        // NDJSON: the body line of each record; a line that is not JSON goes on as its text.
+        let b = usage_records(format!("{one}\n\n{{oops\r\n{one}").as_bytes()).unwrap();
+        assert_eq!(b.lines, Some(vec![1, 3, 4]));
+        assert_eq!(b.records[1], Value::String("{oops".into()));
         assert_eq!(
-            usage_records(format!("[{one},{one}]").as_bytes())
-                .unwrap()
-                .len(),
-            2
+            usage_records(format!("[{one}]").as_bytes()).unwrap().lines,
+            None
         );
-        assert_eq!(
-            usage_records(format!("{one}\n\n{one}\n").as_bytes())
-                .unwrap()
-                .len(),
-            2
-        );
-        assert_eq!(usage_records(one.as_bytes()).unwrap().len(), 1);
-        assert_eq!(
-            usage_records(format!("{{\"records\":[{one}]}}").as_bytes())
-                .unwrap()
-                .len(),
-            1
-        );
-        let e = usage_records(format!("{one}\n{{oops\n").as_bytes()).unwrap_err();
+        // No line is a JSON object: refused whole, naming the first bad line.
+        let e = usage_records(b"[1\n{oops\n").unwrap_err();
         assert_eq!(
             (e.status, e.field.as_deref()),
             (StatusCode::BAD_REQUEST, Some("body"))
         );
-        assert!(e.message.contains("line 2"), "{}", e.message);
+        assert!(
+            e.message.starts_with("body: line 1: invalid JSON"),
+            "{}",
+            e.message
+        );
+        let e = usage_records(&[one.as_bytes(), b"\n{\"a\":\"\xFF\"}"].concat()).unwrap_err();
+        assert_eq!(e.message, "body: line 2: not UTF-8 text (byte 0xFF at byte 49 of the body is invalid); send JSON or NDJSON encoded as UTF-8");
         assert!(usage_records(b"  ").is_err());
         assert!(usage_records(b"42").is_err());
     }

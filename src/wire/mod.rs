@@ -200,17 +200,27 @@ pub struct RecordUsageInput {
     /// Executions to store (1..10000), each as the ingest record (see schemas/ingest-record.json).
     #[schemars(with = "Vec<IngestRecord>", length(min = 1, max = 10000))]
     pub records: Vec<serde_json::Value>,
+    /// true: write nothing if any record is bad, and answer an error naming the first one
+    /// (`records[i]`, 0-based). Default false: good records are stored, bad ones reported.
+    #[serde(default)]
+    pub strict: Option<bool>,
 }
 
 /// One execution as ingested (JSONL line, CSV row, or `records[]` item). Only the schema is
 /// derived from this type: records are read field by field by `ingest` for precise errors.
+/// Any other field is kept in `metadata` (under `_extra.<name>` if metadata has that key) and
+/// counted per name in the report's `unknownFields`. One record takes at most 64 KiB (a JSONL line,
+/// a CSV row, a JSON array item).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct IngestRecord {
     /// Idempotency key (≤ 128 chars); derived from the content when absent.
     #[schemars(length(max = 128))]
     pub id: Option<String>,
-    /// When the execution started: RFC 3339 (any offset) or Unix epoch milliseconds.
+    /// When the execution started: RFC 3339 (any offset), or a Unix epoch time (a number or a
+    /// string of digits) read by its magnitude: below 10^11 seconds, below 10^14 milliseconds,
+    /// below 10^17 microseconds, else nanoseconds. Only seconds may have a fraction (rounded to
+    /// the millisecond); negative numbers are refused. Years 1970..=9999.
     pub timestamp: TimestampValue,
     /// The agent that made the call (1..128 chars).
     #[schemars(length(min = 1, max = 128))]
@@ -246,7 +256,8 @@ pub struct IngestRecord {
     pub session_id: Option<String>,
     #[schemars(length(max = 128))]
     pub task_type: Option<String>,
-    /// Free-form object, returned by dashboard_get_executions.
+    /// Free-form object, returned by dashboard_get_executions: at most 16 KiB as compact JSON
+    /// (unknown fields included) and 32 levels deep.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -254,12 +265,12 @@ pub struct IngestRecord {
 #[serde(untagged)]
 pub enum TimestampValue {
     Rfc3339(String),
-    EpochMillis(i64),
+    Epoch(f64),
 }
 
 impl Default for TimestampValue {
     fn default() -> Self {
-        TimestampValue::EpochMillis(0)
+        TimestampValue::Epoch(0.0)
     }
 }
 
@@ -497,11 +508,15 @@ pub struct FileReport {
     pub rejected: u64,
     /// The first 20 rejected records.
     pub errors: Vec<RecordError>,
+    /// Fields outside the record format, by name, with how many accepted records carried each;
+    /// they were kept in `metadata`. Check the spelling: a misspelt `cost` is not a cost. (Past
+    /// 50 names, the rest are counted under "(other fields)".)
+    pub unknown_fields: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct RecordError {
-    /// 1-based line (JSONL/CSV) or record index (a request's `records`).
+    /// 1-based line (JSONL/CSV), item of a JSON array, or record index (a request's `records`).
     pub line: u64,
     pub reason: String,
 }
