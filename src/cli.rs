@@ -559,7 +559,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 rt.block_on(serve_http(server, addr, http))
             } else {
                 tracing::info!(db = %server.dashboard().store.path().display(), allow_writes, "serving MCP over stdio");
-                rt.block_on(server.serve_stdio()).map_err(Into::into)
+                rt.block_on(server.serve_stdio())
             };
             // Let go of the store everywhere (tasks of the runtime, the warming thread) so that
             // it closes: the last connection to close checkpoints the write-ahead log and
