@@ -2,7 +2,9 @@
 //! that writes to stdout outside the MCP stdio transport.
 #![allow(clippy::print_stdout)]
 
-use std::io::Write;
+mod table;
+
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use crate::demo::{self, DemoConfig};
 use crate::http::{HttpConfig, HttpServer};
 use crate::ingest::{self, Source};
 use crate::mcp::DashboardServer;
-use crate::store::Store;
+use crate::store::{self, Missing, Store};
 use crate::time::{self, Clock, Zone};
 use crate::wire::{
     BudgetAction, BudgetEntry, BudgetPeriod, BudgetsInput, ImportReport, SetBudgetInput,
@@ -37,14 +39,17 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The database file [default: <data dir>/dashboard-mcp/usage.db].
+    /// The database file, a plain path [default: <data dir>/dashboard-mcp/usage.db, created with
+    /// its directory]. Another path is created only when its directory exists; `query` and
+    /// `budget list` / `rm` need an existing database.
     #[arg(long, global = true, env = "DASHBOARD_MCP_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Pin the clock (RFC 3339) so that answers are reproducible.
-    #[arg(long, global = true, value_name = "RFC3339", hide = true)]
+    /// Pin the clock to this instant (e.g. 2026-11-23T12:00:00Z): windows end here instead of
+    /// now, so answers are reproducible.
+    #[arg(long, global = true, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// List and allow the write tools (dashboard_record_usage).
-    #[arg(long, global = true)]
+    /// For `serve` and `query`: list and allow the write tools (also accepted after them).
+    #[arg(long)]
     pub allow_writes: bool,
     /// IANA time zone for day buckets and budget periods [default: UTC].
     #[arg(long, global = true, env = "DASHBOARD_MCP_TZ", value_name = "ZONE")]
@@ -59,10 +64,14 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
         #[command(flatten)]
+        writes: WriteArgs,
+        #[command(flatten)]
         http: HttpArgs,
     },
     /// Import executions from JSONL, JSON or CSV files (`-` for stdin), idempotent by id.
     Import {
+        /// Files of records: JSONL, a JSON array or CSV with the record's field names as columns
+        /// (schemas/ingest-record.json); `-` reads stdin.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
         /// Refuse the whole import, writing nothing, if any record is bad.
@@ -80,21 +89,27 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<String>,
     },
-    /// Run one tool and print its JSON answer.
+    /// Run one tool: a table on a terminal, its JSON answer otherwise (or with --json).
     Query {
         /// Tool name, e.g. dashboard_get_overview (the `dashboard_get_` prefix may be left out).
         tool: String,
         /// Arguments as a JSON object, e.g. '{"timeframe":"week"}'.
         #[arg(default_value = "{}")]
         args: String,
-        /// One line instead of pretty-printed.
+        /// Print the JSON answer even on a terminal (it is printed anyway when stdout is not one).
+        #[arg(long)]
+        json: bool,
+        /// The JSON answer on one line instead of pretty-printed (implies --json).
         #[arg(long)]
         compact: bool,
+        #[command(flatten)]
+        writes: WriteArgs,
     },
-    /// Build the SPEC §6 reference dataset and measure import, storage, every read tool at every
-    /// timeframe (uncached, cached, raw SQL), peak RSS and stdio cold start.
+    /// Build the benchmark's reference dataset (BENCHMARKS.md: 90 days, 200 agents, 20 models)
+    /// and measure import, storage, every read tool at every timeframe (uncached, cached, raw
+    /// SQL), peak RSS and stdio cold start.
     Bench {
-        /// Executions in the dataset (SPEC §6: 10,000,000).
+        /// Executions in the dataset (the reference figures of BENCHMARKS.md are at 10,000,000).
         #[arg(long, default_value_t = 10_000_000)]
         events: u64,
         /// Timed calls per tool and timeframe.
@@ -103,6 +118,7 @@ pub enum Command {
         /// Timed calls per tool and timeframe of the raw-SQL baseline (0 skips it).
         #[arg(long, default_value_t = 3)]
         raw_iterations: usize,
+        /// Seed of the dataset's generator (each day is generated with seed·1000 + day).
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Print the report as JSON.
@@ -126,6 +142,7 @@ pub enum BudgetCommand {
     },
     /// Create or replace a budget: SCOPE is "global" or an agent id, LIMIT is USD per period.
     Set {
+        /// "global" or an agent id.
         scope: String,
         /// USD per period, e.g. 50 or 12.5.
         limit: String,
@@ -140,7 +157,18 @@ pub enum BudgetCommand {
         json: bool,
     },
     /// Remove the budget of SCOPE.
-    Rm { scope: String },
+    Rm {
+        /// "global" or an agent id.
+        scope: String,
+    },
+}
+
+/// `--allow-writes` where it does something: `serve` and `query`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WriteArgs {
+    /// List and allow the write tools (dashboard_record_usage, dashboard_set_budget).
+    #[arg(long)]
+    pub allow_writes: bool,
 }
 
 /// `serve --http`: one port for MCP Streamable HTTP (/mcp), legacy MCP HTTP+SSE (/sse), REST
@@ -170,17 +198,31 @@ pub struct HttpArgs {
     pub max_body_bytes: usize,
 }
 
+/// The most executions `demo` draws: all of them are held in memory (about 600 bytes each)
+/// before they are written. The benchmark (`bench`) builds bigger datasets a day at a time.
+pub const MAX_DEMO_EVENTS: u64 = 5_000_000;
+
 #[derive(Debug, Clone, Copy, Args)]
 pub struct DemoArgs {
-    #[arg(long, default_value_t = DemoConfig::default().agents)]
-    pub agents: usize,
-    #[arg(long, default_value_t = DemoConfig::default().models)]
-    pub models: usize,
-    #[arg(long, default_value_t = DemoConfig::default().days)]
+    /// Agents (1 to 10,000); the first is the busiest, agent i about 1/i^1.1 as busy.
+    #[arg(long, value_name = "N", default_value_t = DemoConfig::default().agents as u32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub agents: u32,
+    /// Models (1 to 1,000), priced like real ones; each agent uses one to three of them.
+    #[arg(long, value_name = "N", default_value_t = DemoConfig::default().models as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub models: u32,
+    /// Days of history before now (or --now), 1 to 3,650.
+    #[arg(long, value_name = "N", default_value_t = DemoConfig::default().days,
+          value_parser = clap::value_parser!(u32).range(1..=3_650))]
     pub days: u32,
-    #[arg(long, default_value_t = DemoConfig::default().events)]
+    /// Executions to draw, 1 to 5,000,000 (the injected anomalies then add and remove a few).
+    /// With the anomalies, at least 24 × agents × days: one call per agent and hour on average.
+    #[arg(long, value_name = "N", default_value_t = DemoConfig::default().events,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_DEMO_EVENTS))]
     pub events: u64,
-    #[arg(long, default_value_t = DemoConfig::default().seed)]
+    /// Seed of the random generator: the same settings and clock give the same executions.
+    #[arg(long, value_name = "N", default_value_t = DemoConfig::default().seed)]
     pub seed: u64,
     /// Leave out the labelled anomalies (a call drop, a runaway loop, an error burst, a latency
     /// regression, a cost spike) that are injected by default.
@@ -188,21 +230,72 @@ pub struct DemoArgs {
     pub no_anomalies: bool,
 }
 
-/// The demo executions of `args` (with the labelled anomalies unless turned off).
-fn demo_executions(args: &DemoArgs, now: time::Millis) -> Vec<crate::store::Execution> {
+impl DemoArgs {
+    /// The fewest executions that give the labelled anomalies something to stand out from: one
+    /// call per agent and hour on average. The detector judges hourly series and reports
+    /// nothing on an hour of a handful of calls (a drop needs 10 expected calls, an error burst
+    /// 20 calls in the hour: docs/anomalies.md), so below this the injected incidents vanish:
+    /// `--events 500` over the default 12 agents and 30 days (360 agent-days, 0.06 calls per
+    /// agent and hour) stored 503 executions, three of them added by a "runaway loop", and the
+    /// anomaly tool found none of the five incidents the help promised.
+    pub fn min_events(&self) -> u64 {
+        if self.no_anomalies {
+            1
+        } else {
+            24 * u64::from(self.agents) * u64::from(self.days)
+        }
+    }
+
+    /// Check what clap's ranges cannot: the events against the agents and days.
+    fn check(&self) -> crate::Result<()> {
+        let min = self.min_events();
+        if min > MAX_DEMO_EVENTS {
+            return Err(crate::Error::invalid(
+                "--agents",
+                format!(
+                    "{} agents over {} days need at least {min} events for the labelled \
+                     anomalies, more than the {MAX_DEMO_EVENTS} a demo holds: give fewer agents \
+                     or days, or --no-anomalies",
+                    self.agents, self.days
+                ),
+            ));
+        }
+        if self.events < min {
+            return Err(crate::Error::invalid(
+                "--events",
+                format!(
+                    "{} is too few for the labelled anomalies of {} agents over {} days: give at \
+                     least {min} (24 × agents × days, one call per agent and hour on average; \
+                     the detector judges hourly series), fewer agents or days, or --no-anomalies",
+                    self.events, self.agents, self.days
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The demo executions of `args` (with the labelled anomalies unless turned off), and how many
+/// were drawn before the anomalies added or removed some.
+fn demo_executions(
+    args: &DemoArgs,
+    now: time::Millis,
+) -> crate::Result<(Vec<crate::store::Execution>, u64)> {
+    args.check()?;
     let cfg: DemoConfig = (*args).into();
-    if args.no_anomalies {
+    let executions = if args.no_anomalies {
         demo::generate(&cfg, now)
     } else {
         demo::generate_with_anomalies(&cfg, now).executions
-    }
+    };
+    Ok((executions, cfg.events))
 }
 
 impl From<DemoArgs> for DemoConfig {
     fn from(a: DemoArgs) -> Self {
         DemoConfig {
-            agents: a.agents,
-            models: a.models,
+            agents: a.agents as usize,
+            models: a.models as usize,
             days: a.days,
             events: a.events,
             seed: a.seed,
@@ -230,9 +323,25 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // Bad input (a flag's value) exits 2, like clap's own errors and the tools' bad input.
+            match e.downcast_ref::<crate::Error>() {
+                Some(e) if e.is_invalid_input() => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
         }
     }
+}
+
+/// `println!` without its panic when stdout is a closed pipe (`dashboard-mcp query … | head`):
+/// what nobody reads any more is dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("error: cannot write to stdout: {e}");
+            }
+        }
+    };
 }
 
 /// The default database path: `<data dir>/dashboard-mcp/usage.db`.
@@ -246,7 +355,6 @@ pub fn default_db_path() -> PathBuf {
 
 struct Context_ {
     dashboard: Dashboard,
-    allow_writes: bool,
 }
 
 /// Judge the hours of the longest timeframe (a quarter) on a background thread, so the first
@@ -255,10 +363,20 @@ struct Context_ {
 /// `initialize` and `tools/list` come first (at once, they took up to 49 ms instead of 6). A
 /// question asked before it holds the memo judges for itself; one asked during it waits for the
 /// memo's lock, as it would have waited for its own judging.
-fn warm_anomaly_memo(dashboard: &Dashboard) {
+///
+/// The thread holds the store, which checkpoints the write-ahead log and removes the `-wal` and
+/// `-shm` files only when its last holder lets go: `Warming::finish` stops it (or waits for a
+/// judging under way) before the command returns.
+fn warm_anomaly_memo(dashboard: &Dashboard) -> Warming {
     let d = dashboard.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(250));
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // Returns at once when `stop` is dropped, else after the delay.
+        if stopped.recv_timeout(std::time::Duration::from_millis(250))
+            != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        {
+            return;
+        }
         let now = d.now();
         let w = time::Window {
             start: now - 90 * time::DAY,
@@ -268,9 +386,69 @@ fn warm_anomaly_memo(dashboard: &Dashboard) {
             tracing::warn!(error = %e, "warming the anomaly memo failed");
         }
     });
+    Warming { stop, thread }
 }
 
-fn open(global: &Global) -> anyhow::Result<Context_> {
+/// The anomaly memo's warming thread (`warm_anomaly_memo`).
+struct Warming {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Warming {
+    /// Cancel the warming if it has not started, else wait for it to end.
+    fn finish(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// What a command may do when its database does not exist.
+fn missing_for(command: &Command, allow_writes: bool) -> Missing {
+    match command {
+        // Reading a database that is not there must not create an empty one and answer zeros.
+        Command::Query { .. } if !allow_writes => Missing::Refuse,
+        Command::Budget {
+            command: BudgetCommand::List { .. } | BudgetCommand::Rm { .. },
+        } => Missing::Refuse,
+        _ => Missing::Create,
+    }
+}
+
+/// The database path of `--db`, or the default one (whose directory is created when the command
+/// may create the database), checked before anything touches the disk.
+fn db_path(global: &Global, missing: Missing) -> anyhow::Result<PathBuf> {
+    let invalid = |m: String| crate::Error::invalid("--db", m);
+    let Some(path) = &global.db else {
+        let path = default_db_path();
+        if let (Missing::Create, Some(dir)) = (missing, path.parent()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
+        }
+        return store::check_path(&path, missing)
+            .map(|()| path)
+            .map_err(|m| {
+                invalid(format!(
+                    "{m}; this is the default (--db or DASHBOARD_MCP_DB choose another): \
+                     fill it with `dashboard-mcp import FILE…` or `dashboard-mcp demo`"
+                ))
+                .into()
+            });
+    };
+    store::check_path(path, missing).map_err(|m| {
+        let hint = if missing == Missing::Refuse && store::check_location(path).is_ok() {
+            "; check the path for a typo, or fill one with `dashboard-mcp import FILE…` or \
+             `dashboard-mcp demo`"
+        } else {
+            ""
+        };
+        invalid(format!("{m}{hint}"))
+    })?;
+    Ok(path.clone())
+}
+
+fn open(global: &Global, missing: Missing) -> anyhow::Result<Context_> {
     let clock = match &global.now {
         Some(s) => Clock::Fixed(time::parse_rfc3339("--now", s)?),
         None => Clock::System,
@@ -279,11 +457,10 @@ fn open(global: &Global) -> anyhow::Result<Context_> {
         Some(z) => Zone::parse(z)?,
         None => Zone::default(),
     };
-    let path = global.db.clone().unwrap_or_else(default_db_path);
-    let store = Store::open(&path)?;
+    let path = db_path(global, missing)?;
+    let store = Store::open_with(&path, missing)?;
     Ok(Context_ {
         dashboard: Dashboard::new(Arc::new(store), clock, zone),
-        allow_writes: global.allow_writes,
     })
 }
 
@@ -298,7 +475,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(s) => time::parse_rfc3339("--now", s)?,
             None => Clock::System.now(),
         };
-        write_demo_file(&demo_executions(config, now), path)?;
+        let (executions, drawn) = demo_executions(config, now)?;
+        write_demo_file(&executions, path)?;
+        eprintln!(
+            "wrote {} demo executions to {path}{}",
+            executions.len(),
+            injected(config, drawn, executions.len())
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Bench {
@@ -324,42 +507,66 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         };
         let report = crate::bench::run(&cfg, &mut |m| eprintln!("bench: {m}"))?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print!("{}", report.table());
+            outln!("{}", report.table().trim_end_matches('\n'));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = open(&cli.global)?;
+    // `--allow-writes` before the subcommand is accepted where it does something.
+    let allow_writes = cli.global.allow_writes
+        || match &cli.command {
+            Command::Serve { writes, .. } | Command::Query { writes, .. } => writes.allow_writes,
+            _ => false,
+        };
+    if cli.global.allow_writes
+        && !matches!(cli.command, Command::Serve { .. } | Command::Query { .. })
+    {
+        return Err(crate::Error::invalid(
+            "--allow-writes",
+            "only `serve` and `query` have write tools to allow; `import`, `demo` and `budget` \
+             write without it",
+        )
+        .into());
+    }
+    // Bad demo settings are refused before a database is opened (or created).
+    if let Command::Demo { config, .. } = &cli.command {
+        config.check()?;
+    }
+    let ctx = open(&cli.global, missing_for(&cli.command, allow_writes))?;
     match cli.command {
-        Command::Serve { demo, http } => {
+        Command::Serve { demo, http, .. } => {
             if demo && ctx.dashboard.store.is_empty()? {
                 let d = DemoConfig::default();
                 let args = DemoArgs {
-                    agents: d.agents,
-                    models: d.models,
+                    agents: d.agents as u32,
+                    models: d.models as u32,
                     days: d.days,
                     events: d.events,
                     seed: d.seed,
                     no_anomalies: false,
                 };
-                let n = ingest::insert_all(
-                    &ctx.dashboard.store,
-                    demo_executions(&args, ctx.dashboard.now()),
-                )?;
+                let (executions, _) = demo_executions(&args, ctx.dashboard.now())?;
+                let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
-            warm_anomaly_memo(&ctx.dashboard);
+            let warming = warm_anomaly_memo(&ctx.dashboard);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let server = DashboardServer::new(ctx.dashboard, ctx.allow_writes);
-            if let Some(addr) = http.http.clone() {
-                rt.block_on(serve_http(server, addr, http))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            tracing::info!(db = %server.dashboard().store.path().display(), allow_writes = ctx.allow_writes, "serving MCP over stdio");
-            rt.block_on(server.serve_stdio())?;
+            let server = DashboardServer::new(ctx.dashboard, allow_writes);
+            let served = if let Some(addr) = http.http.clone() {
+                rt.block_on(serve_http(server, addr, http))
+            } else {
+                tracing::info!(db = %server.dashboard().store.path().display(), allow_writes, "serving MCP over stdio");
+                rt.block_on(server.serve_stdio())
+            };
+            // Let go of the store everywhere (tasks of the runtime, the warming thread) so that
+            // it closes: the last connection to close checkpoints the write-ahead log and
+            // removes the `-wal` and `-shm` files.
+            drop(rt);
+            warming.finish();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import {
@@ -384,7 +591,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = store.bulk(|| ingest::import(store, sources, strict))?;
             let secs = started.elapsed().as_secs_f64();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_report(&report, secs);
             }
@@ -397,20 +604,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Demo { config, out: _ } => {
-            let executions = demo_executions(&config, ctx.dashboard.now());
+            let (executions, drawn) = demo_executions(&config, ctx.dashboard.now())?;
             let total = executions.len();
             let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
-            println!(
-                "stored {n} demo executions ({} already there) in {}",
+            outln!(
+                "stored {n} demo executions in {}{}; {} were already there",
+                ctx.dashboard.store.path().display(),
+                injected(&config, drawn, total),
                 total as u64 - n,
-                ctx.dashboard.store.path().display()
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Query {
             tool,
             args,
+            json,
             compact,
+            ..
         } => {
             let args: serde_json::Value =
                 serde_json::from_str(&args).context("the arguments are not valid JSON")?;
@@ -422,14 +632,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 format!("dashboard_get_{tool}")
             };
-            match catalog::call(&ctx.dashboard, ctx.allow_writes, &name, Some(args)) {
+            match catalog::call(&ctx.dashboard, allow_writes, &name, Some(args)) {
                 Ok(v) => {
                     let text = if compact {
                         serde_json::to_string(&v)?
-                    } else {
+                    } else if json || !std::io::stdout().is_terminal() {
                         serde_json::to_string_pretty(&v)?
+                    } else {
+                        // A person reads this: a table, wrapped to the terminal's width.
+                        // (A terminal that reports no width, or a tiny one, is not wrapped.)
+                        let width = comfy_table::Table::new().width().filter(|w| *w >= 40);
+                        table::render(&name, &v, width).trim_end().to_owned()
                     };
-                    println!("{text}");
+                    outln!("{text}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(CallError::Tool(e)) if e.is_invalid_input() => {
@@ -454,6 +669,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What the labelled anomalies did to the number of executions drawn (`drawn`, now `total`).
+fn injected(args: &DemoArgs, drawn: u64, total: usize) -> String {
+    if args.no_anomalies {
+        return String::new();
+    }
+    format!(
+        " ({drawn} drawn, {:+} by the labelled anomalies: a runaway loop repeats calls, a call \
+         drop removes some)",
+        total as i64 - drawn as i64
+    )
+}
+
 fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
     match command {
         BudgetCommand::List { json } => {
@@ -469,13 +696,13 @@ fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
                 out.pagination = page.pagination;
             }
             if json {
-                println!("{}", to_json(&out)?);
+                outln!("{}", to_json(&out)?);
             } else if out.budgets.is_empty() {
-                println!(
+                outln!(
                     "no budgets; set one with `dashboard-mcp budget set global 100 --period month`"
                 );
             } else {
-                println!(
+                outln!(
                     "{:<24} {:<6} {:>12} {:>12} {:>7} {:>12} {:<9} {:<8} PERIOD START",
                     "SCOPE",
                     "PERIOD",
@@ -487,7 +714,7 @@ fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
                     "ON TRACK"
                 );
                 for b in &out.budgets {
-                    println!(
+                    outln!(
                         "{:<24} {:<6} {:>12.2} {:>12.2} {:>7.1} {:>12.2} {:<9} {:<8} {}",
                         b.scope,
                         b.period.as_str(),
@@ -531,9 +758,9 @@ fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
                 alert_thresholds: thresholds,
             })?;
             if json {
-                println!("{}", to_json(&out)?);
+                outln!("{}", to_json(&out)?);
             } else if let Some(b) = &out.budget {
-                println!("{} budget {}", out.action.as_str(), describe(b));
+                outln!("{} budget {}", out.action.as_str(), describe(b));
             }
         }
         BudgetCommand::Rm { scope } => {
@@ -542,8 +769,8 @@ fn budget(d: &Dashboard, command: BudgetCommand) -> crate::Result<()> {
                 ..SetBudgetInput::default()
             })?;
             match out.action {
-                BudgetAction::Deleted => println!("deleted the budget of {}", out.scope),
-                _ => println!("{} has no budget; nothing to delete", out.scope),
+                BudgetAction::Deleted => outln!("deleted the budget of {}", out.scope),
+                _ => outln!("{} has no budget; nothing to delete", out.scope),
             }
         }
     }
@@ -628,7 +855,6 @@ fn write_demo_file(executions: &[crate::store::Execution], path: &str) -> anyhow
         w.write_all(b"\n")?;
     }
     w.flush()?;
-    eprintln!("wrote {} demo executions to {path}", executions.len());
     Ok(())
 }
 

@@ -90,26 +90,155 @@ impl Deref for Reader<'_> {
     }
 }
 
-impl Store {
-    /// Open (creating when missing, with its directory) and migrate the database at `path`.
-    pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::Internal(format!(
-                        "cannot create the database directory {}: {e}",
-                        dir.display()
-                    ))
-                })?;
-            }
+/// What opening a database file that does not exist yet does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Create it, when its directory exists (a directory is never created here: a mistyped
+    /// path must not leave directories and an empty database behind).
+    Create,
+    /// Refuse: a reading command on a path that holds no database says so instead of answering
+    /// zeros from a database it just created.
+    Refuse,
+}
+
+/// The longest prefix of a rejected database location quoted back in an error.
+const QUOTED_LOCATION_CHARS: usize = 80;
+
+/// Check that `path` is a plain file path, the only database location the store accepts: not
+/// an SQLite URI (`file:…`, which SQLite would interpret and for which a directory named `file:`
+/// used to be created), not `:memory:` (each connection of the read pool would open a database
+/// of its own, empty, and the data would vanish with the process), not a URL (`postgres://…`)
+/// and not empty. The error says what was given (a bounded prefix) and what is accepted.
+pub fn check_location(path: &Path) -> std::result::Result<(), String> {
+    let text = path.to_string_lossy();
+    let quoted = quote_prefix(&text);
+    let accepted =
+        "give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)";
+    if text.trim().is_empty() {
+        return Err(format!("{quoted} is empty; {accepted}"));
+    }
+    if text == ":memory:" {
+        return Err(format!(
+            "{quoted} (an in-memory database) is not supported: every connection of the store would \
+             see a database of its own, and the data would vanish when the command ends; {accepted}"
+        ));
+    }
+    if let Some(rest) = text.strip_prefix("file:") {
+        let plain = rest.split(['?', '#']).next().unwrap_or_default();
+        let hint = if plain.is_empty() || plain == ":memory:" {
+            String::new()
+        } else {
+            format!(" (here: {})", quote_prefix(plain))
+        };
+        return Err(format!(
+            "{quoted} is an SQLite URI, which is not supported; give a plain file path instead{hint}"
+        ));
+    }
+    if let Some((scheme, _)) = text.split_once("://") {
+        if !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err(format!(
+                "{quoted} is a URL ({scheme}://), which is not supported; {accepted}"
+            ));
         }
-        let mut writer = Connection::open(path).map_err(|e| {
-            Error::Internal(format!("cannot open the database {}: {e}", path.display()))
-        })?;
-        configure(&writer)?;
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        writer.pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES)?;
-        schema::migrate(&mut writer)?;
+    }
+    Ok(())
+}
+
+/// Check, before anything touches the disk, that `path` can be opened as `missing` asks: a plain
+/// file path (`check_location`), not a directory, and either an existing file, or (with
+/// `Missing::Create`) one whose directory exists. The error names the path and what to do.
+pub fn check_path(path: &Path, missing: Missing) -> std::result::Result<(), String> {
+    check_location(path)?;
+    if path.is_dir() {
+        return Err(format!(
+            "{} is a directory; give the database file's path, e.g. {}",
+            path.display(),
+            path.join("usage.db").display()
+        ));
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    match missing {
+        Missing::Refuse => Err(format!(
+            "there is no database at {} (nothing was created)",
+            path.display()
+        )),
+        Missing::Create => match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(format!(
+                "cannot create the database {}: the directory {} does not exist (check the \
+                 path for a typo, or create the directory first)",
+                path.display(),
+                dir.display()
+            )),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// `s` in quotes, cut to `QUOTED_LOCATION_CHARS` characters.
+fn quote_prefix(s: &str) -> String {
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(QUOTED_LOCATION_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}… ({} characters)", s.chars().count())
+    } else {
+        format!("{head:?}")
+    }
+}
+
+/// Why opening `path` failed, naming the path (SQLite's own messages do not).
+fn open_error(path: &Path, e: &Error) -> Error {
+    let not_a_database = matches!(
+        e,
+        Error::Store(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::NotADatabase
+    );
+    if not_a_database {
+        Error::Internal(format!(
+            "{} is not a SQLite database (SQLite: file is not a database); check the path",
+            path.display()
+        ))
+    } else {
+        let detail = match e {
+            Error::Store(s) => s.to_string(),
+            other => other.to_string(),
+        };
+        Error::Internal(format!(
+            "cannot open the database {}: {detail}",
+            path.display()
+        ))
+    }
+}
+
+impl Store {
+    /// Open the database at `path`, creating it when missing if its directory exists (see
+    /// `Missing::Create`), and migrate it.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, Missing::Create)
+    }
+
+    /// Open the database at `path` and migrate it; `missing` says what happens when there is no
+    /// file there yet. Every error names the path.
+    pub fn open_with(path: &Path, missing: Missing) -> Result<Store> {
+        check_path(path, missing).map_err(|m| Error::invalid("database path", m))?;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if missing == Missing::Create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let writer = (|| {
+            let mut writer = Connection::open_with_flags(path, flags)?;
+            configure(&writer)?;
+            writer.pragma_update(None, "journal_mode", "WAL")?;
+            writer.pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES)?;
+            schema::migrate(&mut writer)?;
+            Ok::<_, Error>(writer)
+        })()
+        .map_err(|e| open_error(path, &e))?;
         Ok(Store {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -121,6 +250,19 @@ impl Store {
             bulk: AtomicUsize::new(0),
             watch: Mutex::new(None),
         })
+    }
+
+    /// A read-only connection to the database (the read pool's and `data_version`'s).
+    fn open_reader(&self) -> Result<Connection> {
+        (|| {
+            let c = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&c)?;
+            Ok(c)
+        })()
+        .map_err(|e| open_error(&self.path, &e))
     }
 
     pub fn path(&self) -> &Path {
@@ -138,12 +280,7 @@ impl Store {
     pub fn data_version(&self) -> Result<i64> {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         if watch.is_none() {
-            let c = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            configure(&c)?;
-            *watch = Some(c);
+            *watch = Some(self.open_reader()?);
         }
         let c = watch.as_ref().expect("opened above");
         Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?)
@@ -164,16 +301,7 @@ impl Store {
     pub fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
-                )?;
-                configure(&c)?;
-                c
-            }
+            None => self.open_reader()?,
         };
         // One read transaction: everything `f` reads comes from one snapshot (a plan checks that
         // part of an hour is empty, then sums the hour's rollup: nothing may land in between).
@@ -269,6 +397,25 @@ impl Store {
     }
 }
 
+/// Close the read connections first and the writer last. SQLite checkpoints the write-ahead log
+/// into the database and deletes the `-wal` and `-shm` files when the last connection to a
+/// database closes, but only a connection that may write can do that: were a read-only pool
+/// connection the last to go (fields drop in declaration order, the writer first), both files
+/// would stay behind after every command.
+impl Drop for Store {
+    fn drop(&mut self) {
+        let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
+        drop(readers);
+        drop(
+            self.watch
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        // Dropping `writer` now closes the last connection of this store.
+    }
+}
+
 fn configure(c: &Connection) -> Result<()> {
     c.busy_timeout(BUSY_TIMEOUT)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
@@ -284,8 +431,8 @@ mod tests {
 
     #[test]
     fn data_version_sees_writes_of_other_connections() {
-        let dir = std::env::temp_dir().join(format!("dv-{}", std::process::id()));
-        let path = dir.join("usage.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
         let a = Store::open(&path).unwrap();
         let before = a.data_version().unwrap();
         assert_eq!(a.data_version().unwrap(), before);
@@ -298,6 +445,134 @@ mod tests {
         a.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('n')", [])?))
             .unwrap();
         assert_ne!(a.data_version().unwrap(), seen);
-        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The files SQLite keeps beside `db` while a connection is open.
+    fn sidecars(db: &Path) -> Vec<PathBuf> {
+        ["-wal", "-shm"]
+            .iter()
+            .map(|s| PathBuf::from(format!("{}{s}", db.display())))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    #[test]
+    fn dropping_the_store_removes_the_wal_and_shm_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('m')", [])?))
+            .unwrap();
+        // Two read connections in the pool at once, and the data_version one.
+        store
+            .read(|_| store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)))
+            .unwrap();
+        store.data_version().unwrap();
+        assert_eq!(store.readers.lock().unwrap().len(), 2);
+        assert_eq!(sidecars(&path).len(), 2, "WAL mode while open");
+        drop(store);
+        assert_eq!(sidecars(&path), Vec::<PathBuf>::new());
+        // Nothing was lost: the log went into the database file.
+        let again = Store::open_with(&path, Missing::Refuse).unwrap();
+        let n: i64 = again
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM models", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn locations_other_than_a_file_path_are_refused_by_name() {
+        let cases = [
+            (
+                "file:x.db?mode=rwc",
+                "\"file:x.db?mode=rwc\" is an SQLite URI, which is not supported; give a plain file path instead (here: \"x.db\")",
+            ),
+            (
+                ":memory:",
+                "\":memory:\" (an in-memory database) is not supported: every connection of the store would see a database of its own, and the data would vanish when the command ends; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
+            ),
+            (
+                "postgres://u@h/db",
+                "\"postgres://u@h/db\" is a URL (postgres://), which is not supported; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
+            ),
+            (
+                "",
+                "\"\" is empty; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
+            ),
+        ];
+        for (given, message) in cases {
+            assert_eq!(check_location(Path::new(given)), Err(message.to_owned()));
+        }
+        let long = format!("file:{}", "a".repeat(500));
+        let m = check_location(Path::new(&long)).unwrap_err();
+        assert!(
+            m.starts_with(&format!("\"file:{}\"… (505 characters)", "a".repeat(75))),
+            "{m}"
+        );
+        assert!(m.len() < 300, "{m}");
+        for fine in [
+            "usage.db",
+            "./data/usage.db",
+            "/tmp/a:b.db",
+            "dir/file:x.db",
+        ] {
+            assert_eq!(check_location(Path::new(fine)), Ok(()), "{fine}");
+        }
+    }
+
+    #[test]
+    fn a_missing_directory_or_database_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("no-such-dir").join("usage.db");
+        let e = Store::open(&typo).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "database path: cannot create the database {}: the directory {} does not exist (check the path for a typo, or create the directory first)",
+                typo.display(),
+                dir.path().join("no-such-dir").display()
+            )
+        );
+        assert!(!dir.path().join("no-such-dir").exists());
+        let missing = dir.path().join("usage.db");
+        let e = Store::open_with(&missing, Missing::Refuse)
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "database path: there is no database at {} (nothing was created)",
+                missing.display()
+            )
+        );
+        assert!(!missing.exists());
+        Store::open(&missing).unwrap();
+        assert!(missing.exists());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "hello, this is not SQLite\n".repeat(100)).unwrap();
+        let e = Store::open(&path).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} is not a SQLite database (SQLite: file is not a database); check the path",
+                path.display()
+            )
+        );
+        let e = Store::open(dir.path()).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "database path: {} is a directory; give the database file's path, e.g. {}",
+                dir.path().display(),
+                dir.path().join("usage.db").display()
+            )
+        );
     }
 }
