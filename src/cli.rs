@@ -196,6 +196,12 @@ pub struct HttpArgs {
     /// Largest request body in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES, requires = "http")]
     pub max_body_bytes: usize,
+    /// Seconds a client has to send each request head; a keep-alive connection idle that long is closed too.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), requires = "http")]
+    pub header_timeout: u64,
+    /// Most connections open at once [default: 1024, fewer under a low open-file limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000), requires = "http")]
+    pub max_connections: Option<u64>,
 }
 
 /// The most executions `demo` draws: all of them are held in memory (about 600 bytes each)
@@ -808,6 +814,10 @@ async fn serve_http(server: DashboardServer, addr: String, args: HttpArgs) -> an
     config.allowed_origins = args.allowed_origins;
     config.allowed_hosts = args.allowed_hosts;
     config.max_body_bytes = args.max_body_bytes;
+    config.header_read_timeout = std::time::Duration::from_secs(args.header_timeout);
+    if let Some(n) = args.max_connections {
+        config.max_connections = n as usize;
+    }
     let db = server.dashboard().store.path().display().to_string();
     let allow_writes = server.allow_writes();
     let http = HttpServer::bind(server, config).await?;

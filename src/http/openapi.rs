@@ -82,11 +82,14 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                     }
                 });
                 op["responses"]["413"] = json!({ "$ref": "#/components/responses/TooLarge" });
-                op["parameters"] = json!([{
-                    "name": "strict", "in": "query", "required": false,
-                    "description": input_schema.pointer("/properties/strict/description").cloned().unwrap_or(Value::Null),
-                    "schema": { "type": "boolean" },
-                }]);
+                op["parameters"] = json!([query_parameter(
+                    "strict",
+                    false,
+                    input_schema
+                        .pointer("/properties/strict/description")
+                        .and_then(Value::as_str),
+                    json!({ "type": "boolean" }),
+                )]);
             }
         }
         let path = paths

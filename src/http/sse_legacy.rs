@@ -154,16 +154,12 @@ pub(crate) async fn message(
     };
     let mut messages = Vec::with_capacity(items.len());
     for item in items {
-        let rpc_id = item.get("id").cloned().unwrap_or(Value::Null);
-        match serde_json::from_value::<ClientJsonRpcMessage>(item) {
+        // The same rules as stdio and `/mcp` (a `tools/call` with bad params is -32602 there
+        // too), one batch item at a time: the 2024-11-05 revision still allows batches.
+        let bytes = serde_json::to_vec(&item).unwrap_or_default();
+        match crate::jsonrpc::check(&bytes) {
             Ok(m) => messages.push(m),
-            Err(e) => {
-                return Ok(jsonrpc_error(
-                    rpc_id,
-                    -32600,
-                    format!("Invalid Request: {e}"),
-                ));
-            }
+            Err(r) => return Ok(jsonrpc_error(r.id, r.code.into(), r.message)),
         }
     }
     for m in messages {
