@@ -308,7 +308,7 @@ pub fn executions(
     let mut seen = 0u32;
     while let Some(r) = rows.next()? {
         seen = seen.wrapping_add(1);
-        if seen % 8192 == 0 {
+        if seen.is_multiple_of(8192) {
             cancel.check()?;
         }
         let ts: Millis = r.get(1)?;
