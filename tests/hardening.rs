@@ -374,7 +374,7 @@ fn a_cancelled_request_stops_its_work() {
         args(json!({"timeframe": "month"})),
     )
     .unwrap();
-    let fresh = Dashboard::new(d.store.clone(), d.clock.clone(), Zone::default());
+    let fresh = Dashboard::new(d.store.clone(), d.clock, Zone::default());
     let again = catalog::call(
         &fresh,
         false,
