@@ -878,6 +878,18 @@ async fn the_legacy_sse_transport_answers_json_rpc_on_its_stream() {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["error"]["code"], -32700);
+        // The same rules as stdio and /mcp: a tools/call whose arguments are not an object is
+        // -32602 with its id, a float id -32600 with id null.
+        for (body, code, id) in [
+            (json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "dashboard_get_overview", "arguments": [1]}}), -32602, json!(7)),
+            (json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call"}), -32602, json!(8)),
+            (json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}), -32600, Value::Null),
+        ] {
+            let resp = post(body.to_string()).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+            let err: Value = resp.json().await.unwrap();
+            assert_eq!((&err["error"]["code"], &err["id"]), (&json!(code), &id), "{body}: {err}");
+        }
         let resp = http.post(s.url("/message?sessionId=nope")).body("{}").send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         drop(events);
