@@ -601,7 +601,7 @@ mod tests {
                 (2, Ok("r1".into())),
                 (3, Err(too_long("row", size as u64))),
                 (4, Err("the agentId column is not UTF-8 text: byte 0xFF at byte 1 of it is invalid; save the file as UTF-8".into())),
-                (6, Ok("r4".into())),
+                (6, Err("agentId: \"a\\nb\" holds a control character".into())),
                 (8, Err("invalid CSV row: 3 fields, but the header row has 4".into())),
             ]
         );

@@ -96,9 +96,12 @@ pub fn parse_record_noting(
         }
         Some(v) => timestamp(v)?,
     };
-    let agent_id = text(get("agentId"), "agentId", 1, MAX_AGENT_ID_CHARS)?
-        .ok_or("agentId: missing; every record names its agent")?;
-    let model = text(get("model"), "model", 1, MAX_MODEL_CHARS)?
+    let agent_id = key(
+        text(get("agentId"), "agentId", 1, MAX_AGENT_ID_CHARS)?,
+        "agentId",
+    )?
+    .ok_or("agentId: missing; every record names its agent")?;
+    let model = key(text(get("model"), "model", 1, MAX_MODEL_CHARS)?, "model")?
         .ok_or("model: missing; every record names its model")?;
     let agent_name = text(get("agentName"), "agentName", 1, MAX_AGENT_NAME_CHARS)?;
     let id = text(get("id"), "id", 1, MAX_ID_CHARS)?;
@@ -362,6 +365,26 @@ fn text(
     Ok(Some(s))
 }
 
+/// A name that is a key (`agentId`, `model`): not blank, not padded with white space, no control
+/// characters — the same rule as a budget's scope, so every agent can have a budget, and no
+/// invisible difference makes two agents of one.
+fn key(s: Option<String>, field: &str) -> std::result::Result<Option<String>, String> {
+    let Some(s) = s else { return Ok(None) };
+    if s.trim().is_empty() || s.trim() != s {
+        return Err(format!(
+            "{field}: {} is blank or starts or ends with white space",
+            crate::input::quoted(&s)
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "{field}: {} holds a control character",
+            crate::input::quoted(&s)
+        ));
+    }
+    Ok(Some(s))
+}
+
 /// The id of a record that has none: a hash of everything it says, so re-importing the same
 /// line is idempotent and two different executions never share an id.
 pub fn derived_id(e: &Execution) -> String {
@@ -402,6 +425,20 @@ mod tests {
             Value::Object(o) => parse_record(&o),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn agent_ids_and_models_are_keys_without_blanks_padding_or_control_characters() {
+        for bad in [" ", "\u{0}", " a", "a ", "a\u{7}b", "\t"] {
+            for field in ["agentId", "model"] {
+                let mut o = json!({"timestamp": 0, "agentId": "a", "model": "m"});
+                o[field] = json!(bad);
+                let e = rec(o).unwrap_err();
+                assert!(e.starts_with(&format!("{field}: ")), "{bad:?}: {e}");
+            }
+        }
+        let ok = rec(json!({"timestamp": 0, "agentId": "a b", "model": "m-1"})).unwrap();
+        assert_eq!((ok.agent_id.as_str(), ok.model.as_str()), ("a b", "m-1"));
     }
 
     fn ts(v: Value) -> std::result::Result<String, String> {
@@ -536,14 +573,16 @@ mod tests {
     #[test]
     fn the_largest_record_fits_an_executions_page() {
         let six = |n: usize| "\u{1}".repeat(n); // JSON writes each as \u0001
+                                                // Keys may hold no control character: the widest they can be is 4 bytes a character.
+        let four = |n: usize| "\u{1F600}".repeat(n);
         let key = "k";
         // {"k":"…"} is 8 bytes besides the value.
         let meta = json!({ key: "m".repeat(MAX_METADATA_BYTES - 8) });
         assert_eq!(meta.to_string().len(), MAX_METADATA_BYTES);
         let e = rec(json!({
             "id": six(MAX_ID_CHARS), "timestamp": "9999-12-31T23:59:59.999Z",
-            "agentId": six(MAX_AGENT_ID_CHARS), "agentName": six(MAX_AGENT_NAME_CHARS),
-            "model": six(MAX_MODEL_CHARS), "promptTokens": MAX_TOKENS, "completionTokens": MAX_TOKENS,
+            "agentId": four(MAX_AGENT_ID_CHARS), "agentName": six(MAX_AGENT_NAME_CHARS),
+            "model": four(MAX_MODEL_CHARS), "promptTokens": MAX_TOKENS, "completionTokens": MAX_TOKENS,
             "cacheReadTokens": MAX_TOKENS, "cacheWriteTokens": MAX_TOKENS,
             "cost": "999999.123456789", "durationMs": 123_456_789.123_456_78, "success": false,
             "error": six(MAX_ERROR_CHARS), "statusCode": 999, "sessionId": six(MAX_SESSION_ID_CHARS),
