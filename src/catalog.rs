@@ -258,6 +258,20 @@ pub fn call(
     if spec.write && !allow_writes {
         return Err(CallError::WritesDisabled(name.to_owned()));
     }
+    let out = run_spec(d, spec, args);
+    if matches!(out, Err(CallError::Tool(Error::Cancelled))) {
+        d.cancelled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    out
+}
+
+/// Run a tool found in the catalog: a write directly, a read through the result cache.
+fn run_spec(
+    d: &Dashboard,
+    spec: &ToolSpec,
+    args: Option<Map<String, Value>>,
+) -> std::result::Result<Value, CallError> {
     if spec.write {
         return Ok(guarded(spec.name, || (spec.run)(d, args))?);
     }

@@ -683,3 +683,54 @@ async fn openapi_says_what_the_server_does() {
     })
     .await;
 }
+
+/// A request whose client goes away stops its work: the anomaly call below waits for the memo
+/// (held by the test), its client gives up, and once the memo is free the call stops at its
+/// first check instead of judging every agent (`/healthz` counts it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_has_gone_stops_its_work() {
+    within(async {
+        let s = start(false, |_| {}).await;
+        let memo = s.dashboard.memo.clone();
+        let held = memo.lock().unwrap();
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let gone = impatient
+            .get(s.url("/api/dashboard/anomalies?timeframe=month"))
+            .send()
+            .await;
+        assert!(gone.unwrap_err().is_timeout());
+        // The server notices the closed connection and drops the request's future.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(held);
+        let health = |http: reqwest::Client, url: String| async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["requests"]["cancelled"].as_u64().unwrap()
+        };
+        let mut cancelled = 0;
+        for _ in 0..50 {
+            cancelled = health(client(), s.url("/healthz")).await;
+            if cancelled > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(cancelled, 1);
+        // The memo was left as it was: the same question, asked patiently, is answered in full.
+        let out: Value = client()
+            .get(s.url("/api/dashboard/anomalies?timeframe=month"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let args = json!({"timeframe": "month"}).as_object().cloned();
+        let expected = catalog::call(&s.dashboard, false, "dashboard_get_anomalies", args).unwrap();
+        assert_eq!(out, expected);
+        s.shutdown().await;
+    })
+    .await;
+}

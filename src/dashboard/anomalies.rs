@@ -83,6 +83,8 @@ impl Dashboard {
                     memo
                 }
             };
+            // The wait for the memo may have been long: is the answer still wanted?
+            self.cancel.check()?;
             let ask = Ask {
                 window: w,
                 agent,

@@ -12,6 +12,7 @@ mod timeline;
 
 pub use executions::execution_item;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 pub use budgets::{is_early, period_bounds, project, Evaluated, DEFAULT_THRESHOLDS};
@@ -50,6 +51,8 @@ pub struct Dashboard {
     pub memo: Arc<Mutex<memo::Memo>>,
     /// Whether the request this copy serves is still wanted (`cancellable`).
     pub cancel: Cancel,
+    /// Calls stopped because their request was given up (reported by `/healthz`).
+    pub cancelled: Arc<AtomicU64>,
 }
 
 impl Dashboard {
@@ -61,6 +64,7 @@ impl Dashboard {
             cache: Arc::new(ResultCache::default()),
             memo: Arc::default(),
             cancel: Cancel::default(),
+            cancelled: Arc::default(),
         }
     }
 

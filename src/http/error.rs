@@ -72,6 +72,11 @@ impl ApiError {
                 field: e.field().map(str::to_owned),
                 message: e.to_string(),
             },
+            CallError::Tool(crate::error::Error::Cancelled) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cancelled",
+                "the request was given up before it was answered",
+            ),
             CallError::Tool(e) => {
                 tracing::error!(error = %e, "tool failed");
                 ApiError::internal()

@@ -278,6 +278,9 @@ async fn healthz(State(st): State<AppState>) -> Response {
         "status": if reachable { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
         "database": if reachable { "ok" } else { "unreachable" },
+        "requests": {
+            "cancelled": st.server.dashboard().cancelled.load(std::sync::atomic::Ordering::Relaxed),
+        },
         "cache": {
             "hits": cache.hits,
             "misses": cache.misses,
