@@ -46,6 +46,9 @@ impl fmt::Display for InvalidDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             f.write_str(self.1)
+        } else if self.0.chars().any(|c| c.is_control() || c == ':') {
+            // A field named by the caller (an unknown one) that would blur where it ends.
+            write!(f, "{:?}: {}", self.0, self.1)
         } else {
             write!(f, "{}: {}", self.0, self.1)
         }

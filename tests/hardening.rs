@@ -384,3 +384,10 @@ fn a_cancelled_request_stops_its_work() {
     .unwrap();
     assert_eq!(out, again);
 }
+
+#[test]
+fn a_field_name_that_would_blur_its_end_is_quoted() {
+    assert_eq!(Error::invalid("a:b", "m").to_string(), "\"a:b\": m");
+    assert_eq!(Error::invalid("a\nb", "m").to_string(), "\"a\\nb\": m");
+    assert_eq!(Error::invalid("limit", "m").to_string(), "limit: m");
+}

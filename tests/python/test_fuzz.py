@@ -65,10 +65,6 @@ CALL_LIMIT_S = 5.0
 ERROR_BODY_LIMIT = 8 * 1024
 # How long the client waits before calling a request stuck (the server's own timeout is 30 s).
 CLIENT_TIMEOUT_S = CALL_LIMIT_S + 5
-# The longest request target hyper reads (the `http` crate's Uri::MAX_LEN). Past it hyper itself
-# answers 414 with an empty body before any of our code runs (hyper/src/proto/h1/role.rs), and
-# past its read buffer (~400 KB) 431: those two are the only 4xx allowed without our JSON error.
-URI_MAX_LEN = 65_534
 
 PROFILES = {"ci": 1, "long": 10}
 PROFILE = os.environ.get("DASHBOARD_MCP_FUZZ", "ci")
@@ -594,13 +590,10 @@ def check_rest(api: Api, route: str, method: str, target: str, r: Response, sent
     what = (f"{method.upper()} {target[:300]}{'…' if len(target) > 300 else ''} ({len(target)} bytes)"
             + (f" body {sent[:300]!r} ({len(sent)} bytes)" if sent is not None else "")
             + f" → {r.status} {r.body[:600]!r}")
-    too_long = len(target) > URI_MAX_LEN and r.status in (414, 431)
-    REST.add(r.elapsed, f"{r.status} (hyper)" if too_long else r.status, f"{method} {target[:150]} ({r.status})")
+    REST.add(r.elapsed, r.status, f"{method} {target[:150]} ({r.status})")
     assert r.status < 500, f"server error: {what}"
     assert r.elapsed < CALL_LIMIT_S, f"{r.elapsed:.2f} s (over {CALL_LIMIT_S} s): {what}"
-    if too_long:
-        assert r.body == b"", what
-    elif r.status >= 400:
+    if r.status >= 400:
         assert r.content_type.startswith("application/json"), f"error without a JSON body: {what}"
         assert len(r.body) < ERROR_BODY_LIMIT, f"error body of {len(r.body)} bytes: {what}"
         body = json.loads(r.body)
@@ -746,7 +739,9 @@ TOOLS = ["dashboard_get_overview", "dashboard_get_agents", "dashboard_get_models
          "dashboard_get_executions", "dashboard_get_anomalies", "dashboard_get_budgets", "dashboard_set_budget",
          "dashboard_record_usage"]
 # "field: what was wrong" — the field being a name or a path such as records[0].cost.
-FIELD_PREFIX = re.compile(r"^(\S[^:]*): \S")
+# The field as given (it may be any text an unknown name was, quoted when it holds a control
+# character or a colon), then ": " and the message.
+FIELD_PREFIX = re.compile(r"^([^\n]+?): \S")
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -795,14 +790,21 @@ def test_mcp_tools(server: Server, api: Api, mcp_client: McpClient, tool: str) -
 
 
 def test_schemathesis_openapi(server: Server, tmp_path: Path) -> None:
-    """schemathesis with every default check (server errors, status codes, content types, response
-    schemas, negative and positive data, ...) against the served document, bounded in time.
+    """schemathesis with every check but the two on data acceptance (why: see `cmd`) — server
+    errors, status codes, content types, response schemas, headers, ... — against the served
+    document, bounded in time.
     `/mcp`, `/sse` and `/message` are not in the document (not REST); `/api/stream` is left out
     (see ENDLESS)."""
     seconds = SCHEMATHESIS_SECONDS * SCALE
     cmd = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{server.base}/openapi.json",
         "--checks", "all",
+        # Two checks assume the document states every rule of validity, and ours cannot:
+        # positive_data_acceptance sends start == end or a window over 400 days (cross-field
+        # rules JSON Schema has no words for) and expects a 2xx; negative_data_rejection sends
+        # the LLM slips the SPEC asks us to forgive ("5" for a number, "7d" for week) and
+        # expects a 4xx. Every other check runs, server errors and response schemas included.
+        "--exclude-checks", "positive_data_acceptance,negative_data_rejection",
         "--max-response-time", str(CALL_LIMIT_S),
         "--max-time", str(seconds),
         "--seed", str(SEED),
