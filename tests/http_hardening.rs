@@ -688,6 +688,9 @@ async fn openapi_says_what_the_server_does() {
 /// (held by the test), its client gives up, and once the memo is free the call stops at its
 /// first check instead of judging every agent (`/healthz` counts it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The memo's lock is held on purpose while the client waits: the call that blocks on it runs on
+// the blocking pool, not on this runtime's threads.
+#[allow(clippy::await_holding_lock)]
 async fn a_request_whose_client_has_gone_stops_its_work() {
     within(async {
         let s = start(false, |_| {}).await;
