@@ -208,14 +208,7 @@ async fn record_usage(
     let Some(lines) = body.lines else {
         return call(st, tool, args).await;
     };
-    let d = st.server.dashboard().clone();
-    let allow = st.server.allow_writes();
-    let out = tokio::task::spawn_blocking(move || catalog::call(&d, allow, tool, Some(args)))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, tool, "tool task failed");
-            ApiError::internal()
-        })?;
+    let out = run(&st, tool, args).await?;
     let line_of = |index: u64| lines.get(index as usize).copied().unwrap_or(index + 1);
     let mut out = out.map_err(|e| {
         let mut err = ApiError::from_call(e);
@@ -245,11 +238,7 @@ async fn record_usage(
             }
         }
     }
-    let body = serde_json::to_string(&out).map_err(|e| {
-        tracing::error!(error = %e, tool, "cannot serialise the answer");
-        ApiError::internal()
-    })?;
-    Ok(json_response(StatusCode::OK, body))
+    ok_json(tool, &out)
 }
 
 /// Run `tool` on the blocking pool and answer with its JSON.
@@ -258,17 +247,31 @@ async fn call(
     tool: &'static str,
     args: Map<String, Value>,
 ) -> Result<Response, ApiError> {
+    let out = run(&st, tool, args).await?.map_err(ApiError::from_call)?;
+    ok_json(tool, &out)
+}
+
+/// Run `tool` on the blocking pool: its answer or its error (an `Err` of ours when the task
+/// itself failed).
+async fn run(
+    st: &AppState,
+    tool: &'static str,
+    args: Map<String, Value>,
+) -> Result<Result<Value, catalog::CallError>, ApiError> {
     // The guard lives in this future: when the client goes away or the request times out, the
     // server drops the future and the guard stops the call's work (`cancel`).
     let (d, _cancel) = st.server.dashboard().cancellable();
     let allow = st.server.allow_writes();
-    let out = tokio::task::spawn_blocking(move || catalog::call(&d, allow, tool, Some(args)))
+    tokio::task::spawn_blocking(move || catalog::call(&d, allow, tool, Some(args)))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, tool, "tool task failed");
             ApiError::internal()
-        })?
-        .map_err(ApiError::from_call)?;
+        })
+}
+
+/// A 200 with `out` as its body.
+fn ok_json(tool: &str, out: &Value) -> Result<Response, ApiError> {
     let body = serde_json::to_string(&out).map_err(|e| {
         tracing::error!(error = %e, tool, "cannot serialise the answer");
         ApiError::internal()
