@@ -870,15 +870,19 @@ fn write_demo_file(executions: &[crate::store::Execution], path: &str) -> anyhow
 
 fn print_report(r: &ImportReport, secs: f64) {
     for f in &r.files {
-        println!(
+        outln!(
             "{}: {} accepted, {} duplicates skipped, {} rejected ({})",
-            f.source, f.accepted, f.duplicates, f.rejected, f.format
+            f.source,
+            f.accepted,
+            f.duplicates,
+            f.rejected,
+            f.format
         );
         for e in &f.errors {
-            println!("  line {}: {}", e.line, e.reason);
+            outln!("  line {}: {}", e.line, e.reason);
         }
         if f.rejected as usize > f.errors.len() {
-            println!(
+            outln!(
                 "  … and {} more rejected",
                 f.rejected as usize - f.errors.len()
             );
@@ -889,14 +893,14 @@ fn print_report(r: &ImportReport, secs: f64) {
                 .iter()
                 .map(|(k, n)| format!("{k:?} ({n})"))
                 .collect();
-            println!(
+            outln!(
                 "  warning: unknown fields kept in metadata: {}; check their spelling",
                 named.join(", ")
             );
         }
     }
     let n = r.accepted + r.duplicates + r.rejected;
-    println!(
+    outln!(
         "total: {} accepted, {} duplicates, {} rejected in {:.2} s ({:.0} records/s){}",
         r.accepted,
         r.duplicates,

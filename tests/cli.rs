@@ -841,3 +841,33 @@ fn scripts_test_runs_the_binary_of_cargo_target_dir() {
         ]
     );
 }
+
+#[test]
+fn an_import_report_into_a_closed_pipe_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\":\"2026-11-20T10:00:{i:02}Z\",\"agentId\":\"\",\"model\":\"m\"}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("bad.jsonl"), lines).unwrap();
+    let mut child = bin(dir.path())
+        .args(["--db", "usage.db", "import", "bad.jsonl"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    wait(&mut child);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
