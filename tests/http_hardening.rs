@@ -737,3 +737,37 @@ async fn a_request_whose_client_has_gone_stops_its_work() {
     })
     .await;
 }
+
+/// The budget body says what the server enforces beyond the tool schema: null deletes, and a
+/// number needs a period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_body_schema_states_the_period_rule_and_null() {
+    within(async {
+        let s = start(true, |_| {}).await;
+        let doc: Value = client()
+            .get(s.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let body = &doc["paths"]["/api/budgets/{scope}"]["put"]["requestBody"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(
+            body["properties"]["limitUsd"]["type"],
+            json!(["number", "null"])
+        );
+        assert_eq!(body["then"]["required"], json!(["period"]));
+        // And the server does what it says.
+        let put = |b: Value| client().put(s.url("/api/budgets/planner")).json(&b).send();
+        let no_period = put(json!({"limitUsd": 5})).await.unwrap();
+        assert_eq!(no_period.status(), StatusCode::BAD_REQUEST);
+        let made = put(json!({"limitUsd": 5, "period": "day"})).await.unwrap();
+        assert_eq!(made.status(), StatusCode::OK);
+        let deleted = put(json!({"limitUsd": null})).await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::OK);
+        s.shutdown().await;
+    })
+    .await;
+}

@@ -52,6 +52,13 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                 if let Some(req) = body.get_mut("required").and_then(Value::as_array_mut) {
                     req.retain(|f| f != "scope");
                 }
+                // What the tool schema leaves to its description (an LLM reads that, and some
+                // MCP clients choke on `if`): null deletes, and a limit needs its period.
+                if let Some(limit) = body.pointer_mut("/properties/limitUsd") {
+                    limit["type"] = json!(["number", "null"]);
+                }
+                body["if"] = json!({ "properties": { "limitUsd": { "type": "number" } } });
+                body["then"] = json!({ "required": ["period"] });
                 let mut scope = input_schema
                     .pointer("/properties/scope")
                     .cloned()
