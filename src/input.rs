@@ -194,8 +194,21 @@ pub fn cut(s: &str) -> String {
 /// `deserialize_with` for an optional integer that may arrive as a string.
 pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
     let v = Value::deserialize(d)?;
+    let digits = match &v {
+        Value::Number(n) => n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f > 0.0),
+        Value::String(s) => {
+            let s = s.trim();
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    };
     match int_of(&v) {
         Some(i) if i >= 0 => Ok(Some(i as u64)),
+        None if digits => Err(de::Error::custom(format!(
+            "{} is too large; the largest integer allowed is {}",
+            shown(&v),
+            i64::MAX
+        ))),
         _ => Err(de::Error::custom(format!(
             "{} is not a non-negative integer",
             shown(&v)

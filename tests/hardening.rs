@@ -391,3 +391,25 @@ fn a_field_name_that_would_blur_its_end_is_quoted() {
     assert_eq!(Error::invalid("a\nb", "m").to_string(), "\"a\\nb\": m");
     assert_eq!(Error::invalid("limit", "m").to_string(), "limit: m");
 }
+
+#[test]
+fn numbers_out_of_every_range_are_named_shortly() {
+    let env = empty(common::NOW);
+    let e = call(
+        &env,
+        "dashboard_set_budget",
+        json!({"scope": "a", "limitUsd": 5e-324, "period": "day"}),
+    )
+    .unwrap_err();
+    assert!(e.starts_with("limitUsd: 5e-324 "), "{e}");
+    let e = call(
+        &env,
+        "dashboard_get_agents",
+        json!({"offset": "18446744073709551616"}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "offset: \"18446744073709551616\" is too large; the largest integer allowed is 9223372036854775807"
+    );
+}

@@ -201,17 +201,33 @@ fn scope_of(given: &str) -> Result<String> {
     Ok(given.to_owned())
 }
 
-fn limit_of(given: f64) -> Result<Nanos> {
+/// A float for an error message: plain decimals for ordinary magnitudes, else scientific.
+struct ShortFloat(f64);
+
+impl std::fmt::Display for ShortFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0.abs();
+        if a != 0.0 && !(1e-9..1e15).contains(&a) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+fn limit_of(limit: f64) -> Result<Nanos> {
+    // Shown short: `5e-324` rather than its 300 decimal digits.
+    let given = ShortFloat(limit);
     let too_small = || {
         Error::invalid(
             "limitUsd",
             format!("{given} is not allowed; the limit must be a number of USD greater than 0 (at most {MAX_LIMIT_USD}), or null to delete the budget"),
         )
     };
-    if !given.is_finite() || given <= 0.0 {
+    if !limit.is_finite() || limit <= 0.0 {
         return Err(too_small());
     }
-    match money::from_f64(given) {
+    match money::from_f64(limit) {
         Some(n) if n > 0 && n <= MAX_LIMIT_USD * NANOS_PER_USD => Ok(n),
         Some(0) => Err(Error::invalid(
             "limitUsd",
