@@ -59,11 +59,6 @@ pub fn output_schema<T: JsonSchema>() -> JsonObject {
 fn slim(v: &mut Value, input: bool) {
     match v {
         Value::Object(o) => {
-            if o.get("format").is_some_and(|f| f.is_string())
-                && o.get("type").is_some_and(|t| t != "string")
-            {
-                o.remove("format");
-            }
             if o.get("default") == Some(&Value::Null) {
                 o.remove("default");
             }
@@ -74,6 +69,14 @@ fn slim(v: &mut Value, input: bool) {
                         o.insert("type".into(), rest[0].clone());
                     }
                 }
+            }
+            // After the collapse above, so that an optional string keeps its format.
+            if o.get("format").is_some_and(|f| f.is_string())
+                && o.get("type").is_some_and(|t| t != "string")
+            {
+                o.remove("format");
+            }
+            if input {
                 if let Some(Value::Array(e)) = o.get_mut("enum") {
                     e.retain(|x| !x.is_null());
                 }

@@ -30,11 +30,8 @@ pub const MAX_FIELD_BYTES: usize = 256;
 /// `s` cut to at most `max` bytes on a character boundary, with an ellipsis when cut.
 fn bounded(mut s: String, max: usize) -> String {
     if s.len() > max {
-        let mut at = max - '…'.len_utf8();
-        while !s.is_char_boundary(at) {
-            at -= 1;
-        }
-        s.truncate(at);
+        let keep = crate::input::head_bytes(&s, max - '…'.len_utf8()).len();
+        s.truncate(keep);
         s.push('…');
     }
     s

@@ -173,10 +173,9 @@ pub fn shown(v: &Value) -> String {
 /// A given string quoted for an error message: at most `QUOTED_CHARS` characters of it, and its
 /// length when it was cut.
 pub fn quoted(s: &str) -> String {
-    let n = s.chars().count();
-    if n > QUOTED_CHARS {
-        let head: String = s.chars().take(QUOTED_CHARS).collect();
-        format!("{head:?}… ({n} characters)")
+    let h = head(s, QUOTED_CHARS);
+    if h.len() < s.len() {
+        format!("{h:?}… ({} characters)", s.chars().count())
     } else {
         format!("{s:?}")
     }
@@ -184,10 +183,43 @@ pub fn quoted(s: &str) -> String {
 
 /// `s` cut to `QUOTED_CHARS` characters, with an ellipsis when it was longer.
 pub fn cut(s: &str) -> String {
-    if s.chars().count() > QUOTED_CHARS {
-        format!("{}…", s.chars().take(QUOTED_CHARS).collect::<String>())
+    cut_to(s, QUOTED_CHARS)
+}
+
+/// `s` cut to `n` characters, with an ellipsis when it was longer.
+pub fn cut_to(s: &str, n: usize) -> String {
+    let h = head(s, n);
+    if h.len() < s.len() {
+        format!("{h}…")
     } else {
         s.to_owned()
+    }
+}
+
+/// The first `n` characters of `s` (all of it when shorter).
+pub fn head(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn head_bytes(s: &str, max: usize) -> &str {
+    let end = (0..=max.min(s.len()))
+        .rev()
+        .find(|&b| s.is_char_boundary(b))
+        .unwrap_or(0);
+    &s[..end]
+}
+
+/// What is wrong with `s` as a key (an agent id, a model, a budget scope), if anything: keys may
+/// not be blank, start or end with white space, or hold control characters, so that no
+/// invisible difference makes two keys of one, and every agent can have a budget.
+pub fn key_problem(s: &str) -> Option<&'static str> {
+    if s.trim().is_empty() || s.trim() != s {
+        Some("is blank or starts or ends with white space")
+    } else if s.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else {
+        None
     }
 }
 

@@ -116,7 +116,8 @@ impl Dashboard {
         let scope = Scope {
             from: first_hour,
             to: w.end,
-            complete_until: w.end.min(self.now()),
+            // Complete up to the window's end: `detect_anomalies` cut it at now.
+            complete_until: w.end,
             zone: self.zone,
         };
         let calendar = Calendar::new(self.zone, fetch.start, fetch.end);

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Datelike, Days, Months, NaiveDate};
 
 use crate::error::{Error, Result};
-use crate::input::quoted;
+use crate::input::{key_problem, quoted};
 use crate::money::{self, to_usd, Nanos, NANOS_PER_USD};
 use crate::store::budgets::{self as b, GLOBAL};
 use crate::store::{Budget, Reader};
@@ -183,17 +183,11 @@ fn scope_of(given: &str) -> Result<String> {
             format!("{} is {n} characters long; a scope is \"global\" or an agent id of 1..={MAX_SCOPE_CHARS} characters", quoted(given)),
         ));
     }
-    if given.trim().is_empty() || given.trim() != given {
-        return Err(Error::invalid(
-            "scope",
-            format!("{} is blank or starts or ends with white space; a scope is \"global\" or an agent id", quoted(given)),
-        ));
-    }
-    if given.chars().any(char::is_control) {
+    if let Some(why) = key_problem(given) {
         return Err(Error::invalid(
             "scope",
             format!(
-                "{} holds a control character; a scope is \"global\" or an agent id",
+                "{} {why}; a scope is \"global\" or an agent id",
                 quoted(given)
             ),
         ));

@@ -8,7 +8,7 @@ use crate::wire::{
     ExecutionItem, ExecutionTokens, ExecutionsInput, ExecutionsOutput, StatusFilter,
 };
 
-use super::{fit_items, json_len, page_args, pagination, period, resolve_window, Dashboard};
+use super::{fitting, json_len, page_args, pagination, period, resolve_window, Dashboard};
 
 /// The executions item shape (also used by live updates).
 pub fn execution_item(r: ExecutionRow) -> ExecutionItem {
@@ -60,13 +60,12 @@ impl Dashboard {
             executions: Vec::new(),
             pagination: pagination(total, limit, offset, 0),
         };
-        let first = items.first().cloned();
-        fit_items(&mut items, json_len(&out));
-        if let (true, Some(mut first)) = (items.is_empty(), first) {
+        let n = fitting(&items, json_len(&out));
+        items.truncate(n.max(1));
+        if let (0, Some(first)) = (n, items.first_mut()) {
             // One execution larger than a result: shipped without its metadata rather than an
             // empty page whose `nextOffset` never moves on.
             first.metadata_omitted_bytes = first.metadata.take().map(|m| json_len(&m) as u64);
-            items.push(first);
         }
         out.pagination = pagination(total, limit, offset, items.len());
         out.executions = items;

@@ -37,8 +37,8 @@ pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
 pub const MAX_RESULT_BYTES: usize = 80_000;
 /// Records one `dashboard_record_usage` call may carry.
 pub const MAX_RECORDS_PER_CALL: usize = 10_000;
-/// The largest `offset` accepted.
-const MAX_OFFSET: u64 = 1_000_000_000;
+/// The largest `offset` accepted (the input schemas say so too).
+pub const MAX_OFFSET: u64 = 1_000_000_000;
 
 /// Shared state of every handler: the store, the clock, the time zone, the result cache of the
 /// read tools (`catalog::call` uses it) and the anomaly detector's memo.
@@ -196,16 +196,23 @@ pub fn pagination(total: u64, limit: u64, offset: u64, returned: usize) -> Pagin
 /// Drop trailing `items` until the whole result (whose other parts serialise to `fixed` bytes)
 /// fits in `MAX_RESULT_BYTES`. Returns whether anything was dropped.
 pub fn fit_items<T: Serialize>(items: &mut Vec<T>, fixed: usize) -> bool {
+    let n = fitting(items, fixed);
+    let cut = n < items.len();
+    items.truncate(n);
+    cut
+}
+
+/// How many leading `items` fit in `MAX_RESULT_BYTES` beside parts that serialise to `fixed`.
+pub fn fitting<T: Serialize>(items: &[T], fixed: usize) -> usize {
     // Room for the numbers in the paging fields that change once the page is cut.
     let mut size = fixed + 64;
     for (i, item) in items.iter().enumerate() {
         size += serde_json::to_vec(item).map(|v| v.len()).unwrap_or(0) + 1;
         if size > MAX_RESULT_BYTES {
-            items.truncate(i);
-            return true;
+            return i;
         }
     }
-    false
+    items.len()
 }
 
 /// Serialized size of `value`.

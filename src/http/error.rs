@@ -119,7 +119,7 @@ pub(crate) fn quote(s: &str) -> String {
     } else {
         format!(
             "{:?}… ({} bytes in all)",
-            &s[..floor_char_boundary(s, QUOTE_BYTES)],
+            crate::input::head_bytes(s, QUOTE_BYTES),
             s.len()
         )
     }
@@ -133,19 +133,10 @@ fn cut(s: &str, max: usize) -> String {
     } else {
         format!(
             "{}… (cut at {max} of {} bytes)",
-            &s[..floor_char_boundary(s, max)],
+            crate::input::head_bytes(s, max),
             s.len()
         )
     }
-}
-
-/// The largest character boundary of `s` at or below `i` (`str::floor_char_boundary` is not
-/// stable yet).
-fn floor_char_boundary(s: &str, i: usize) -> usize {
-    (0..=i.min(s.len()))
-        .rev()
-        .find(|&b| s.is_char_boundary(b))
-        .unwrap_or(0)
 }
 
 /// A response carrying `body`, already serialized JSON, byte for byte.

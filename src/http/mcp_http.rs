@@ -10,12 +10,12 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use futures::StreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -79,34 +79,28 @@ impl Mcp {
     /// Read the body (at most the limit), check it, and hand the good ones to rmcp unchanged.
     async fn post(&self, request: Request) -> Response {
         let (parts, body) = request.into_parts();
-        let mut chunks = body.into_data_stream();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    return rejection(
-                        StatusCode::BAD_REQUEST,
-                        &Rejection::new(
-                            Value::Null,
-                            jsonrpc::PARSE_ERROR,
-                            format!("cannot read the request body: {e}"),
-                        ),
-                    )
-                }
-            };
-            if bytes.len() + chunk.len() > self.max_body_bytes {
+        let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
                 return rejection(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &jsonrpc::too_large(self.max_body_bytes),
-                );
+                )
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            Err(e) => {
+                return rejection(
+                    StatusCode::BAD_REQUEST,
+                    &Rejection::new(
+                        Value::Null,
+                        jsonrpc::PARSE_ERROR,
+                        format!("cannot read the request body: {e}"),
+                    ),
+                )
+            }
+        };
         if let Err(rejected) = jsonrpc::check(&bytes) {
             return rejection(StatusCode::BAD_REQUEST, &rejected);
         }
-        let bytes = Bytes::from(bytes);
         let body = bytes.slice(bytes.len() - jsonrpc::strip_bom(&bytes).len()..);
         self.forward(Request::from_parts(parts, Body::from(body)))
             .await
@@ -136,7 +130,7 @@ impl Mcp {
                     jsonrpc::SESSION_NOT_FOUND,
                     format!(
                         "Mcp-Session-Id: {} is not an open session (it ended, or never existed); start a new one with initialize",
-                        Value::from(id.chars().take(80).collect::<String>())
+                        Value::from(crate::input::head(&id, 80))
                     ),
                 ),
             ),

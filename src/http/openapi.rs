@@ -6,11 +6,6 @@ use serde_json::{json, Map, Value};
 
 use super::rest::{Kind, RestRoute};
 
-/// The largest `offset` the tools take (`MAX_OFFSET` in src/dashboard/mod.rs; the tool input
-/// schemas do not carry it, tests/http_hardening.rs checks the server agrees).
-pub(crate) const MAX_OFFSET: u64 = 1_000_000_000;
-/// The longest budget scope, in characters (the `dashboard_set_budget` input schema's limit).
-const MAX_SCOPE_CHARS: u64 = 128;
 /// Said of every query parameter: how an HTML form's empty field is read.
 const EMPTY_MEANS_ABSENT: &str = "An empty value (`name=`) counts as not given.";
 
@@ -59,11 +54,10 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                 }
                 body["if"] = json!({ "properties": { "limitUsd": { "type": "number" } } });
                 body["then"] = json!({ "required": ["period"] });
-                let mut scope = input_schema
+                let scope = input_schema
                     .pointer("/properties/scope")
                     .cloned()
                     .unwrap_or_else(|| json!({ "type": "string" }));
-                refine("scope", &mut scope);
                 op["parameters"] = json!([{
                     "name": "scope", "in": "path", "required": true,
                     "description": scope.get("description").cloned().unwrap_or(Value::Null),
@@ -215,25 +209,6 @@ fn rewrite_refs(v: &mut Value, renamed: &[(String, String)]) {
     }
 }
 
-/// What the tool input schemas leave unsaid about a parameter named `name` but the tools enforce.
-fn refine(name: &str, schema: &mut Value) {
-    let Some(o) = schema.as_object_mut() else {
-        return;
-    };
-    let mut add = |key: &str, value: Value| {
-        o.entry(key).or_insert(value);
-    };
-    match name {
-        "start" | "end" => add("format", json!("date-time")),
-        "offset" => add("maximum", json!(MAX_OFFSET)),
-        "scope" => {
-            add("minLength", json!(1));
-            add("maxLength", json!(MAX_SCOPE_CHARS));
-        }
-        _ => {}
-    }
-}
-
 /// One query parameter per input property.
 fn query_parameters(input: &Value) -> Vec<Value> {
     let required: Vec<&str> = input["required"]
@@ -246,8 +221,6 @@ fn query_parameters(input: &Value) -> Vec<Value> {
             props
                 .iter()
                 .map(|(name, schema)| {
-                    let mut schema = schema.clone();
-                    refine(name, &mut schema);
                     query_parameter(
                         name,
                         required.contains(&name.as_str()),

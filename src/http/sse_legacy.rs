@@ -156,8 +156,7 @@ pub(crate) async fn message(
     for item in items {
         // The same rules as stdio and `/mcp` (a `tools/call` with bad params is -32602 there
         // too), one batch item at a time: the 2024-11-05 revision still allows batches.
-        let bytes = serde_json::to_vec(&item).unwrap_or_default();
-        match crate::jsonrpc::check(&bytes) {
+        match crate::jsonrpc::check_value(item) {
             Ok(m) => messages.push(m),
             Err(r) => return Ok(jsonrpc_error(r.id, r.code.into(), r.message)),
         }

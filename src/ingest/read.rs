@@ -69,11 +69,8 @@ impl UnknownFields {
         }
         let key = if self.0.len() >= MAX_LISTED_UNKNOWN {
             OTHER_UNKNOWN_FIELDS.to_owned()
-        } else if name.chars().count() > MAX_UNKNOWN_NAME_CHARS {
-            let head: String = name.chars().take(MAX_UNKNOWN_NAME_CHARS).collect();
-            format!("{head}…")
         } else {
-            name.to_owned()
+            crate::input::cut_to(name, MAX_UNKNOWN_NAME_CHARS)
         };
         *self.0.entry(key).or_default() += 1;
     }

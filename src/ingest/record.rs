@@ -365,24 +365,14 @@ fn text(
     Ok(Some(s))
 }
 
-/// A name that is a key (`agentId`, `model`): not blank, not padded with white space, no control
-/// characters — the same rule as a budget's scope, so every agent can have a budget, and no
-/// invisible difference makes two agents of one.
+/// A name that is a key (`agentId`, `model`): the rule of every key (`input::key_problem`),
+/// the same as a budget's scope.
 fn key(s: Option<String>, field: &str) -> std::result::Result<Option<String>, String> {
     let Some(s) = s else { return Ok(None) };
-    if s.trim().is_empty() || s.trim() != s {
-        return Err(format!(
-            "{field}: {} is blank or starts or ends with white space",
-            crate::input::quoted(&s)
-        ));
+    match crate::input::key_problem(&s) {
+        Some(why) => Err(format!("{field}: {} {why}", crate::input::quoted(&s))),
+        None => Ok(Some(s)),
     }
-    if s.chars().any(char::is_control) {
-        return Err(format!(
-            "{field}: {} holds a control character",
-            crate::input::quoted(&s)
-        ));
-    }
-    Ok(Some(s))
 }
 
 /// The id of a record that has none: a hash of everything it says, so re-importing the same

@@ -98,6 +98,11 @@ pub fn check(bytes: &[u8]) -> Result<ClientJsonRpcMessage, Rejection> {
             ),
         )
     })?;
+    check_value(value)
+}
+
+/// `check` of a message already parsed (one item of a legacy batch).
+pub fn check_value(value: Value) -> Result<ClientJsonRpcMessage, Rejection> {
     let object = match value {
         Value::Object(object) => object,
         Value::Array(_) => {
@@ -314,8 +319,9 @@ fn shown(v: &Value) -> String {
 
 /// Raw text, quoted, cut to a bounded prefix.
 fn shown_text(text: &str) -> String {
-    let quoted = format!("{:?}", cut_chars(text, SHOWN_CHARS));
-    if text.chars().nth(SHOWN_CHARS).is_some() {
+    let head = crate::input::head(text, SHOWN_CHARS);
+    let quoted = format!("{head:?}");
+    if head.len() < text.len() {
         format!("{quoted}…")
     } else {
         quoted
@@ -323,15 +329,7 @@ fn shown_text(text: &str) -> String {
 }
 
 fn cut(s: &str) -> String {
-    if s.chars().nth(SHOWN_CHARS).is_some() {
-        format!("{}…", cut_chars(s, SHOWN_CHARS))
-    } else {
-        s.to_owned()
-    }
-}
-
-fn cut_chars(s: &str, n: usize) -> &str {
-    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+    crate::input::cut_to(s, SHOWN_CHARS)
 }
 
 #[cfg(test)]

@@ -101,9 +101,6 @@ pub enum Missing {
     Refuse,
 }
 
-/// The longest prefix of a rejected database location quoted back in an error.
-const QUOTED_LOCATION_CHARS: usize = 80;
-
 /// Check that `path` is a plain file path, the only database location the store accepts: not
 /// an SQLite URI (`file:…`, which SQLite would interpret and for which a directory named `file:`
 /// used to be created), not `:memory:` (each connection of the read pool would open a database
@@ -111,7 +108,7 @@ const QUOTED_LOCATION_CHARS: usize = 80;
 /// and not empty. The error says what was given (a bounded prefix) and what is accepted.
 pub fn check_location(path: &Path) -> std::result::Result<(), String> {
     let text = path.to_string_lossy();
-    let quoted = quote_prefix(&text);
+    let quoted = crate::input::quoted(&text);
     let accepted =
         "give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)";
     if text.trim().is_empty() {
@@ -128,7 +125,7 @@ pub fn check_location(path: &Path) -> std::result::Result<(), String> {
         let hint = if plain.is_empty() || plain == ":memory:" {
             String::new()
         } else {
-            format!(" (here: {})", quote_prefix(plain))
+            format!(" (here: {})", crate::input::quoted(plain))
         };
         return Err(format!(
             "{quoted} is an SQLite URI, which is not supported; give a plain file path instead{hint}"
@@ -177,17 +174,6 @@ pub fn check_path(path: &Path, missing: Missing) -> std::result::Result<(), Stri
             )),
             _ => Ok(()),
         },
-    }
-}
-
-/// `s` in quotes, cut to `QUOTED_LOCATION_CHARS` characters.
-fn quote_prefix(s: &str) -> String {
-    let mut chars = s.chars();
-    let head: String = chars.by_ref().take(QUOTED_LOCATION_CHARS).collect();
-    if chars.next().is_some() {
-        format!("{head:?}… ({} characters)", s.chars().count())
-    } else {
-        format!("{head:?}")
     }
 }
 

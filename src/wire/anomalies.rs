@@ -41,7 +41,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Anomalies to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
-    #[schemars(range(max = 1_000_000_000))]
+    #[schemars(range(max = crate::dashboard::MAX_OFFSET))]
     pub offset: Option<u64>,
     }
 }

@@ -37,6 +37,7 @@ string_enum! {
 pub struct BudgetsInput {
     /// Only this budget: "global" or an agent id.
     #[serde(default, deserialize_with = "lenient_string")]
+    #[schemars(length(min = 1, max = 128))]
     pub scope: Option<String>,
     /// Page size, 1..500 (default 100).
     #[serde(default, deserialize_with = "lenient_u64")]
@@ -44,7 +45,7 @@ pub struct BudgetsInput {
     pub limit: Option<u64>,
     /// Budgets to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
-    #[schemars(range(max = 1_000_000_000))]
+    #[schemars(range(max = crate::dashboard::MAX_OFFSET))]
     pub offset: Option<u64>,
 }
 

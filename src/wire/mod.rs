@@ -125,7 +125,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Agents to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
-    #[schemars(range(max = 1_000_000_000))]
+    #[schemars(range(max = crate::dashboard::MAX_OFFSET))]
     pub offset: Option<u64>,
     /// Sort key (default cost); ties sort by id.
     #[serde(default)]
@@ -147,7 +147,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Models to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
-    #[schemars(range(max = 1_000_000_000))]
+    #[schemars(range(max = crate::dashboard::MAX_OFFSET))]
     pub offset: Option<u64>,
     }
 }
@@ -189,7 +189,7 @@ windowed_input! {
     pub limit: Option<u64>,
     /// Executions to skip (default 0).
     #[serde(default, deserialize_with = "lenient_u64")]
-    #[schemars(range(max = 1_000_000_000))]
+    #[schemars(range(max = crate::dashboard::MAX_OFFSET))]
     pub offset: Option<u64>,
     }
 }
