@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use dashboard_mcp::anomaly::{AgentSeries, Scope, HISTORY};
 use dashboard_mcp::demo::{self, DemoConfig};
-use dashboard_mcp::store::series::{agent_hours, HourSums};
-use dashboard_mcp::store::{Execution, Store};
+use dashboard_mcp::store::{Agents, Execution, HourSums, SqliteStore, Store};
 use dashboard_mcp::time::{parse_rfc3339, Clock, Millis, Window, Zone, DAY, HOUR};
 use dashboard_mcp::wire::{AnomaliesInput, OverviewInput, Severity, Timeframe};
 use dashboard_mcp::{ingest, Dashboard};
@@ -42,7 +41,7 @@ fn speed(events: u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = std::env::var_os("ANOMALY_BENCH_DB")
         .map_or_else(|| dir.path().join("usage.db"), Into::into);
-    let store = Arc::new(Store::open(&path).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     if store.is_empty().unwrap() {
         let cfg = DemoConfig {
             agents: 200,
@@ -52,7 +51,7 @@ fn speed(events: u64) {
             seed: 1,
         };
         let t = Instant::now();
-        let n = ingest::insert_all(&store, demo::generate(&cfg, now())).unwrap();
+        let n = ingest::insert_all(&*store, demo::generate(&cfg, now())).unwrap();
         println!(
             "stored {n} executions (200 agents, 44 days) in {:.1} s",
             t.elapsed().as_secs_f64()
@@ -84,7 +83,7 @@ fn speed(events: u64) {
         end: w.end,
     };
     let t = Instant::now();
-    let rows = store.read(|c| agent_hours(c, &fetch, None)).unwrap();
+    let rows = store.read(|c| c.series(&fetch, &Agents::All)).unwrap();
     let sql = ms(t.elapsed());
     let t = Instant::now();
     let scope = Scope {

@@ -20,7 +20,7 @@ use crate::dashboard::Dashboard;
 use crate::demo::{self, DemoConfig};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Source};
-use crate::store::Store;
+use crate::store::{SqliteStore, Store};
 use crate::time::{self, Clock, Millis, Zone, DAY};
 
 /// The pinned clock of the reference dataset: not on an hour, so windows have raw edges.
@@ -98,7 +98,7 @@ pub struct Report {
 /// Build (or reuse) the dataset and measure.
 pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> {
     let now = time::parse_rfc3339("now", NOW)?;
-    let store = Arc::new(Store::open(&cfg.db)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.db)?);
     let (mut built, mut import_secs) = (false, None);
     if store.is_empty()? {
         let jsonl = cfg.db.with_extension("jsonl");
@@ -114,7 +114,7 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         let t = Instant::now();
         let report = store.bulk(|| {
             ingest::import(
-                &store,
+                &*store,
                 vec![Source {
                     name: jsonl.display().to_string(),
                     reader: Box::new(file),
@@ -133,13 +133,13 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         }
     }
     store.checkpoint()?;
-    let executions = store.read(|c| crate::store::query_fns::execution_count(c))?;
+    let executions = store.read(|c| c.execution_count())?;
     let store_bytes = file_len(&cfg.db) + file_len(&suffixed(&cfg.db, "-wal"));
     drop(store);
     // The timed calls write live rows (and set budgets): they go to a copy, so every run measures
     // the dataset as built, not one grown by the rows of earlier runs.
     let copy = WorkingCopy::of(&cfg.db)?;
-    let store = Arc::new(Store::open(&copy.0)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&copy.0)?);
     let d = Dashboard::new(store.clone(), Clock::Fixed(now), Zone::default());
     set_budgets(&d)?;
     let mut live = Live::new(now);
@@ -163,7 +163,7 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
             };
             let uncached = measure_after(
                 cfg.iterations,
-                || live.write(&store),
+                || live.write(&*store),
                 || call(&d, tool, &args),
             )?;
             call(&d, tool, &args)?;
@@ -231,10 +231,7 @@ fn call(d: &Dashboard, tool: &str, args: &Map<String, Value>) -> Result<()> {
 /// A global budget and ten agent budgets, so the budget tools have spend to sum.
 fn set_budgets(d: &Dashboard) -> Result<()> {
     let mut scopes = vec!["global".to_owned()];
-    scopes.extend(
-        d.store
-            .read(|c| crate::store::query_fns::first_agent_ids(c, 10))?,
-    );
+    scopes.extend(d.store.read(|c| c.first_agent_ids(10))?);
     for (i, scope) in scopes.iter().enumerate() {
         let period = ["day", "week", "month"][i % 3];
         let Value::Object(args) =
@@ -279,7 +276,7 @@ impl Live {
         }
     }
 
-    fn write(&mut self, store: &Store) -> Result<()> {
+    fn write(&mut self, store: &dyn Store) -> Result<()> {
         let batch: Vec<_> = (0..LIVE_BATCH)
             .map(|_| {
                 self.k += 1;

@@ -11,9 +11,10 @@
 //!   is therefore a new question every millisecond on a running clock: never a stale answer, and
 //!   a hit only for calls within the same millisecond, for a pinned `end`, or with `--now`. The
 //!   call runs with its clock pinned to the `now` of its key, so the entry answers that key;
-//! - the data version: `Store::generation()` (bumped by every write of this process) and
-//!   `Store::data_version()` (SQLite's `PRAGMA data_version`, which changes when another
-//!   connection, in this process or another, commits). Both are read before the query runs, so
+//! - the data version: `Store::version()`, which changes whenever anyone commits (SQLite: this
+//!   process's write generation and `PRAGMA data_version`, which changes when another
+//!   connection, in this process or another, commits; PostgreSQL: the generation row every
+//!   write transaction bumps, shared by every replica). It is read before the query runs, so
 //!   a write that lands during the query leaves an entry under the old version that no later
 //!   call looks up;
 //! - whether the store answers from rollups (the exactness tests and `bench` switch it).
@@ -37,8 +38,8 @@ pub struct Key {
     pub tool: &'static str,
     pub args: String,
     pub now: Option<i64>,
-    pub generation: u64,
-    pub data_version: i64,
+    /// `Store::version()`: changes with any write anywhere.
+    pub version: crate::store::Version,
     pub rollups: bool,
 }
 
@@ -195,10 +196,7 @@ impl ResultCache {
 
 /// Drop finished entries of other data versions; if that frees too little, every finished one.
 fn make_room(map: &mut HashMap<Key, Entry>, current: &Key) {
-    map.retain(|k, e| {
-        matches!(e, Entry::Running(_))
-            || (k.generation == current.generation && k.data_version == current.data_version)
-    });
+    map.retain(|k, e| matches!(e, Entry::Running(_)) || k.version == current.version);
     if map.len() >= CAPACITY / 2 {
         map.retain(|_, e| matches!(e, Entry::Running(_)));
     }
@@ -214,8 +212,7 @@ mod tests {
             tool: "t",
             args: args.into(),
             now: None,
-            generation: 0,
-            data_version: 0,
+            version: (0, 0),
             rollups: true,
         }
     }

@@ -291,8 +291,7 @@ fn run_spec(
         tool: spec.name,
         args: Key::canonical(args.as_ref()),
         now: (!fixed_window).then_some(now),
-        generation: d.store.generation(),
-        data_version: d.store.data_version()?,
+        version: d.store.version()?,
         rollups: d.store.rollups(),
     };
     // The answer is computed for exactly the `now` of its key.

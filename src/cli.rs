@@ -22,7 +22,7 @@ use crate::dashboard::Dashboard;
 use crate::demo::{self, DemoConfig};
 use crate::ingest::{self, Source};
 use crate::mcp::DashboardServer;
-use crate::store::{self, Missing, Store};
+use crate::store::{self, Missing, SqliteStore};
 use crate::time::{self, Clock, Zone};
 use crate::wire::{
     BudgetAction, BudgetEntry, BudgetPeriod, BudgetsInput, ImportReport, SetBudgetInput,
@@ -136,10 +136,15 @@ fn open(global: &Global, missing: Missing) -> anyhow::Result<Context_> {
         Some(z) => Zone::parse(z)?,
         None => Zone::default(),
     };
-    let path = db_path(global, missing)?;
-    let store = Store::open_with(&path, missing)?;
+    let store = match global.db.as_deref().and_then(|p| p.to_str()) {
+        Some(url) if store::is_postgres(url) => store::open(url, missing)?,
+        _ => {
+            let path = db_path(global, missing)?;
+            Arc::new(SqliteStore::open_with(&path, missing)?)
+        }
+    };
     Ok(Context_ {
-        dashboard: Dashboard::new(Arc::new(store), clock, zone),
+        dashboard: Dashboard::new(store, clock, zone),
     })
 }
 
@@ -226,7 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     no_anomalies: false,
                 };
                 let (executions, _) = demo_executions(&args, ctx.dashboard.now())?;
-                let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
+                let n = ingest::insert_all(&*ctx.dashboard.store, executions)?;
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
             let warming = warm_anomaly_memo(&ctx.dashboard);
@@ -237,7 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let served = if let Some(addr) = http.http.clone() {
                 rt.block_on(serve_http(server, addr, http))
             } else {
-                tracing::info!(db = %server.dashboard().store.path().display(), allow_writes, "serving MCP over stdio");
+                tracing::info!(db = %server.dashboard().store.describe(), allow_writes, "serving MCP over stdio");
                 rt.block_on(server.serve_stdio())
             };
             // Let go of the store everywhere (tasks of the runtime, the warming thread) so that
@@ -267,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let started = std::time::Instant::now();
             let store = &ctx.dashboard.store;
-            let report = store.bulk(|| ingest::import(store, sources, strict))?;
+            let report = store.bulk(|| ingest::import(&**store, sources, strict))?;
             let secs = started.elapsed().as_secs_f64();
             if json {
                 outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -285,10 +290,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { config, out: _ } => {
             let (executions, drawn) = demo_executions(&config, ctx.dashboard.now())?;
             let total = executions.len();
-            let n = ingest::insert_all(&ctx.dashboard.store, executions)?;
+            let n = ingest::insert_all(&*ctx.dashboard.store, executions)?;
             outln!(
                 "stored {n} demo executions in {}{}; {} were already there",
-                ctx.dashboard.store.path().display(),
+                ctx.dashboard.store.describe(),
                 injected(&config, drawn, total),
                 total as u64 - n,
             );

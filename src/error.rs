@@ -10,9 +10,10 @@ pub enum Error {
     /// was given and what is allowed.
     #[error("{}", InvalidDisplay(.field, .message))]
     Invalid { field: String, message: String },
-    /// The store failed (I/O, corruption, a full disk). Not the caller's fault.
+    /// The store failed (I/O, corruption, a full disk, a lost connection): the engine's own
+    /// message. Not the caller's fault.
     #[error("store error: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(String),
     /// Anything else that is ours: I/O on files we were asked to read, a background task panic.
     #[error("{0}")]
     Internal(String),

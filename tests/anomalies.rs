@@ -3,12 +3,11 @@
 //! (determinism, filters, paging, the overview's counts, bad input).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 use dashboard_mcp::anomaly::{AgentSeries, Scope};
 use dashboard_mcp::demo::{self, AnomalyKind, DemoConfig, Labelled};
-use dashboard_mcp::store::{series::agent_hours, AgentRun, Execution, HourStats, Store};
+use dashboard_mcp::store::{AgentRun, Agents, Execution, HourStats};
 use dashboard_mcp::time::{format_utc, parse_rfc3339, Clock, Millis, Window, Zone, DAY, HOUR};
 use dashboard_mcp::wire::{
     AnomaliesInput, AnomaliesOutput, AnomalyMetric, OverviewInput, Severity, Timeframe,
@@ -63,8 +62,8 @@ fn aggregate(executions: &[Execution], end: Millis) -> BTreeMap<String, AgentSer
 
 fn dashboard(executions: Vec<Execution>, now: Millis) -> (tempfile::TempDir, Dashboard) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("usage.db")).unwrap());
-    ingest::insert_all(&store, executions).unwrap();
+    let store = dashboard_mcp::store::testing::open(dir.path());
+    ingest::insert_all(&*store, executions).unwrap();
     (
         dir,
         Dashboard::new(store, Clock::Fixed(now), Zone::default()),
@@ -578,7 +577,7 @@ fn the_tool_matches_the_detector_and_is_deterministic() {
     // The SQL series are the executions' hourly sums.
     let runs = d
         .store
-        .read(|c| agent_hours(c, &Window { start: 0, end: now }, None))
+        .read(|c| c.series(&Window { start: 0, end: now }, &Agents::All))
         .unwrap();
     let rows: Vec<(&String, Millis, HourStats)> = runs
         .iter()
@@ -626,7 +625,8 @@ fn the_tool_matches_the_detector_and_is_deterministic() {
     };
     let hours = |d: &Dashboard, rollups: bool, agent: Option<&str>| {
         d.store.set_rollups(rollups);
-        let rows = d.store.read(|c| agent_hours(c, &range, agent)).unwrap();
+        let which = agent.map_or(Agents::All, |a| Agents::One(a.to_owned()));
+        let rows = d.store.read(|c| c.series(&range, &which)).unwrap();
         d.store.set_rollups(true);
         rows
     };
@@ -888,7 +888,7 @@ fn the_memo_answers_what_judging_afresh_answers_under_ingest() {
         if rng.random_bool(0.3) {
             batch.append(&mut held);
         }
-        ingest::insert_all(&base.store, batch).unwrap();
+        ingest::insert_all(&*base.store, batch).unwrap();
         let d = Dashboard {
             clock: Clock::Fixed(clock),
             ..base.clone()

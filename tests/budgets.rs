@@ -45,14 +45,14 @@ fn exec(ts: &str, agent: &str, usd: &str) -> Execution {
 
 struct Fixture {
     _dir: TempDir,
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
 }
 
 impl Fixture {
     fn new(executions: Vec<Execution>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("usage.db")).unwrap());
-        insert_all(&store, executions).unwrap();
+        let store = dashboard_mcp::store::testing::open(dir.path());
+        insert_all(&*store, executions).unwrap();
         Fixture { _dir: dir, store }
     }
 

@@ -143,12 +143,12 @@ fn a_url_is_refused_naming_what_is_accepted_and_a_huge_value_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         dir.path(),
-        &["--db", "postgres://me@db/usage", "query", "overview"],
+        &["--db", "mysql://me@db/usage", "query", "overview"],
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(
         out.stderr.trim_end(),
-        "error: --db: \"postgres://me@db/usage\" is a URL (postgres://), which is not supported; \
+        "error: --db: \"mysql://me@db/usage\" is a URL (mysql://), which is not supported; \
          give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)"
     );
     let huge = format!("file:{}", "y".repeat(100_000));

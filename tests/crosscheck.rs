@@ -37,7 +37,7 @@ fn setup() -> Fixture {
         .collect();
     let text = lines.join("\n");
     let report = ingest::import(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![Source {
             name: "demo".into(),
             reader: Box::new(text.as_bytes()),

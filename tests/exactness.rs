@@ -5,10 +5,8 @@
 //! Money, counts and tokens must be identical; mean latencies may differ in the last bits (float
 //! sums in another order); the p95 within SPEC §2.3's 1 %.
 
-use std::sync::Arc;
-
 use dashboard_mcp::ingest::insert_all;
-use dashboard_mcp::store::{Execution, Store};
+use dashboard_mcp::store::Execution;
 use dashboard_mcp::time::{format_utc, parse_rfc3339, Clock, Zone, DAY, HOUR, MINUTE};
 use dashboard_mcp::Dashboard;
 use rand::{Rng, SeedableRng};
@@ -236,7 +234,7 @@ fn rollups_answer_exactly_what_raw_rows_answer() {
     for seed in 0..6u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("usage.db")).unwrap());
+        let store = dashboard_mcp::store::testing::open(dir.path());
         // The last seed holds enough timed executions for the p95 to come from the histograms
         // (above `EXACT_P95_MAX`) in long windows.
         let n = if seed == 5 {
@@ -250,7 +248,7 @@ fn rollups_answer_exactly_what_raw_rows_answer() {
         let mut at = 0;
         while at < all.len() {
             let k = rng.random_range(1..8000).min(all.len() - at);
-            insert_all(&store, all[at..at + k].iter().cloned()).unwrap();
+            insert_all(&*store, all[at..at + k].iter().cloned()).unwrap();
             at += k;
         }
         for zone in ["UTC", "America/New_York", "Asia/Kolkata"] {

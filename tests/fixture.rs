@@ -57,7 +57,7 @@ fn reimport_is_idempotent() {
     let (env, _) = fixture();
     let file = std::fs::File::open(common::fixture_path()).unwrap();
     let r = dashboard_mcp::ingest::import(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![dashboard_mcp::ingest::Source {
             name: "again".into(),
             reader: Box::new(file),

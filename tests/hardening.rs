@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{call, empty, fixture};
 use dashboard_mcp::demo::{self, DemoConfig};
 use dashboard_mcp::ingest;
-use dashboard_mcp::store::{Execution, Store};
+use dashboard_mcp::store::Execution;
 use dashboard_mcp::time::{format_utc, parse_rfc3339, Clock, Millis, Zone, DAY, HOUR};
 use dashboard_mcp::{catalog, Dashboard, Error};
 use serde_json::{json, Value};
@@ -35,8 +34,8 @@ fn demo_env() -> (tempfile::TempDir, Dashboard, Millis) {
     };
     let executions = demo::generate_with_anomalies(&cfg, now).executions;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("usage.db")).unwrap());
-    ingest::insert_all(&store, executions).unwrap();
+    let store = dashboard_mcp::store::testing::open(dir.path());
+    ingest::insert_all(&*store, executions).unwrap();
     let d = Dashboard::new(store, Clock::Fixed(now), Zone::default());
     (dir, d, now)
 }
@@ -246,7 +245,7 @@ fn an_execution_larger_than_a_result_is_shipped_without_its_metadata() {
     let big = format!("{{\"blob\":\"{}\"}}", "z".repeat(100_000));
     // Stored as an older version could store it: the write path below ingest's caps.
     ingest::insert_all(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![
             execution("big", now - 1_000, Some(big.clone())),
             execution("small-1", now - 2_000, Some("{\"k\":1}".into())),
@@ -305,7 +304,7 @@ fn deep_offsets_page_exactly_like_sorting_everything() {
         .iter()
         .map(|(id, ts)| execution(id, *ts, None))
         .collect();
-    ingest::insert_all(&env.dashboard.store, executions).unwrap();
+    ingest::insert_all(&*env.dashboard.store, executions).unwrap();
     let mut expected = rows.clone();
     expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     for (offset, limit) in [

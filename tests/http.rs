@@ -5,14 +5,12 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashboard_mcp::catalog::{self, CallError};
 use dashboard_mcp::demo::{self, DemoConfig};
 use dashboard_mcp::http::{HttpConfig, HttpError, HttpServer};
 use dashboard_mcp::mcp::DashboardServer;
-use dashboard_mcp::store::Store;
 use dashboard_mcp::time::{parse_rfc3339, Clock, Zone};
 use dashboard_mcp::{ingest, Dashboard};
 use futures::StreamExt;
@@ -52,10 +50,9 @@ impl Default for Options {
     }
 }
 
-fn dashboard_on(db: &std::path::Path) -> Dashboard {
-    let store = Store::open(db).expect("open store");
+fn dashboard_on(dir: &std::path::Path) -> Dashboard {
     Dashboard::new(
-        Arc::new(store),
+        dashboard_mcp::store::testing::open(dir),
         Clock::Fixed(parse_rfc3339("now", NOW).unwrap()),
         Zone::default(),
     )
@@ -63,8 +60,8 @@ fn dashboard_on(db: &std::path::Path) -> Dashboard {
 
 async fn start(opts: Options) -> Running {
     let dir = tempfile::tempdir().unwrap();
+    let dashboard = dashboard_on(dir.path());
     let db = dir.path().join("usage.db");
-    let dashboard = dashboard_on(&db);
     if opts.demo {
         let cfg = DemoConfig {
             agents: 6,
@@ -73,7 +70,7 @@ async fn start(opts: Options) -> Running {
             events: 4000,
             seed: 7,
         };
-        ingest::insert_all(&dashboard.store, demo::generate(&cfg, dashboard.now())).unwrap();
+        ingest::insert_all(&*dashboard.store, demo::generate(&cfg, dashboard.now())).unwrap();
     }
     let mut config = HttpConfig::new("127.0.0.1:0");
     (opts.config)(&mut config);
@@ -654,7 +651,7 @@ async fn foreign_origins_and_hosts_are_forbidden() {
 async fn a_non_loopback_bind_without_a_token_refuses_to_start() {
     within(async {
         let dir = tempfile::tempdir().unwrap();
-        let server = DashboardServer::new(dashboard_on(&dir.path().join("u.db")), false);
+        let server = DashboardServer::new(dashboard_on(dir.path()), false);
         let err = HttpServer::bind(server.clone(), HttpConfig::new("0.0.0.0:0"))
             .await
             .err()

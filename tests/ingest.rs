@@ -13,7 +13,7 @@ fn import(
     strict: bool,
 ) -> dashboard_mcp::wire::ImportReport {
     ingest::import(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![Source {
             name: name.into(),
             reader: Box::new(text.as_bytes()),
@@ -98,7 +98,7 @@ fn a_million_dimes_total_exactly_100000() {
         ..rec.clone()
     });
     assert_eq!(
-        ingest::insert_all(&env.dashboard.store, records).unwrap(),
+        ingest::insert_all(&*env.dashboard.store, records).unwrap(),
         1_000_000
     );
     let o = call(&env, "dashboard_get_overview", json!({})).unwrap();
@@ -216,7 +216,7 @@ fn a_line_over_the_cap_is_skipped_and_named() {
     );
     let text = format!("{}\n{long}\n{}", line("l1", "0.5"), line("l3", "0.25"));
     let r = ingest::import(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![Source {
             name: "long.jsonl".into(),
             reader: Box::new(std::io::Cursor::new(text)),
@@ -280,7 +280,7 @@ fn csv_and_json_files_with_bad_bytes_or_syntax_keep_their_good_records() {
         line("j4", "1")
     );
     let r = ingest::import(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![
             Source {
                 name: "u.csv".into(),

@@ -9,12 +9,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
 use std::time::Duration;
 
 use dashboard_mcp::http::{HttpConfig, HttpServer};
 use dashboard_mcp::mcp::DashboardServer;
-use dashboard_mcp::store::Store;
 use dashboard_mcp::time::{parse_rfc3339, Clock, Zone};
 use dashboard_mcp::Dashboard;
 use reqwest::StatusCode;
@@ -342,9 +340,9 @@ struct HttpRunning {
 
 async fn start_http(max_body_bytes: Option<usize>) -> HttpRunning {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("usage.db")).expect("open store");
+    let store = dashboard_mcp::store::testing::open(dir.path());
     let dashboard = Dashboard::new(
-        Arc::new(store),
+        store,
         Clock::Fixed(parse_rfc3339("now", NOW).unwrap()),
         Zone::default(),
     );

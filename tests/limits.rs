@@ -24,7 +24,7 @@ fn executions_pages_are_cut_under_80kb_and_continue() {
     let recs: Vec<_> = (0..60)
         .map(|i| record(i, "a", "2026-11-23T10:00:00Z", Some("e".repeat(4000))))
         .collect();
-    ingest::import_values(&env.dashboard.store, &recs, "t").unwrap();
+    ingest::import_values(&*env.dashboard.store, &recs, "t").unwrap();
     let mut seen = Vec::new();
     let mut offset = 0u64;
     loop {
@@ -68,7 +68,7 @@ fn timelines_are_cut_under_80kb_with_next_start() {
             recs.push(record(recs.len(), a, &ts, None));
         }
     }
-    ingest::import_values(&env.dashboard.store, &recs, "t").unwrap();
+    ingest::import_values(&*env.dashboard.store, &recs, "t").unwrap();
     let args = json!({"start": "2026-11-23T06:00:00Z", "granularity": "minute", "metric": "calls", "breakdown": "agent"});
     let t = call(&env, "dashboard_get_timeline", args).unwrap();
     assert!(serde_json::to_vec(&t).unwrap().len() <= CAP);

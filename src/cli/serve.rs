@@ -69,7 +69,7 @@ pub(super) async fn serve_http(
     if let Some(n) = args.max_connections {
         config.max_connections = n as usize;
     }
-    let db = server.dashboard().store.path().display().to_string();
+    let db = server.dashboard().store.describe();
     let allow_writes = server.allow_writes();
     let http = HttpServer::bind(server, config).await?;
     let url = format!("http://{}", http.local_addr());

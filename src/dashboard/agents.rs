@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::money::to_usd;
-use crate::store::{query_fns as q, AgentTotals, Filter};
+use crate::store::{AgentTotals, Filter};
 use crate::wire::{
     AgentEntry, AgentMetrics, AgentSort, AgentTrend, AgentsInput, AgentsOutput, SortOrder,
 };
@@ -36,11 +36,9 @@ impl Dashboard {
         let (rows, prev) = std::thread::scope(|s| {
             let prev = s.spawn(|| {
                 self.store
-                    .read(|c| q::agent_totals(c, &prev_w, &Filter::default()))
+                    .read(|c| c.agent_totals(&prev_w, &Filter::default()))
             });
-            let rows = self
-                .store
-                .read(|c| q::agent_totals(c, &w, &Filter::default()));
+            let rows = self.store.read(|c| c.agent_totals(&w, &Filter::default()));
             (rows, joined(prev))
         });
         let (mut rows, prev) = (rows?, prev?);

@@ -3,8 +3,8 @@
 
 use crate::anomaly::{self, AgentSeries, Calendar, Finding, Scope, HISTORY};
 use crate::error::Result;
-use crate::store::series::{agent_hours, series, AgentRun, Agents};
 use crate::store::Store;
+use crate::store::{AgentRun, Agents};
 use crate::time::{Window, Zone, HOUR};
 use crate::wire::{
     AnomaliesInput, AnomaliesOutput, AnomalyItem, AnomalyMetric, AnomalySummary, ExpectedRange,
@@ -92,7 +92,7 @@ impl Dashboard {
                 zone: self.zone,
                 cancel: &self.cancel,
             };
-            memo.detect(&self.store, &ask)?
+            memo.detect(&*self.store, &ask)?
         } else {
             self.detect_direct(w, agent)?
         };
@@ -140,8 +140,11 @@ impl Dashboard {
             Ok(out)
         };
         match agent {
-            Some(_) => judge(self.store.read(|c| agent_hours(c, &fetch, agent))?),
-            None => in_shares(&self.store, &fetch, judge),
+            Some(id) => judge(
+                self.store
+                    .read(|c| c.series(&fetch, &Agents::One(id.to_owned())))?,
+            ),
+            None => in_shares(&*self.store, &fetch, judge),
         }
     }
 
@@ -159,7 +162,7 @@ impl Dashboard {
 /// core, each share read and judged on its own thread with its own read connection (agents are
 /// independent of each other).
 pub(super) fn in_shares<T: Send>(
-    store: &Store,
+    store: &dyn Store,
     range: &Window,
     judge: impl Fn(Vec<AgentRun>) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
@@ -170,7 +173,7 @@ pub(super) fn in_shares<T: Send>(
                 let judge = &judge;
                 s.spawn(move || {
                     let which = Agents::Part(part, parts);
-                    judge(store.read(|c| series(c, range, which))?)
+                    judge(store.read(|c| c.series(range, &which))?)
                 })
             })
             .collect();

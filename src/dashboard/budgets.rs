@@ -12,8 +12,7 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use crate::error::{Error, Result};
 use crate::input::{key_problem, quoted};
 use crate::money::{self, to_usd, Nanos, NANOS_PER_USD};
-use crate::store::budgets::{self as b, GLOBAL};
-use crate::store::{Budget, Reader};
+use crate::store::{Budget, Snapshot, GLOBAL};
 use crate::time::{format_utc, Millis, Zone, DAY};
 use crate::wire::{
     AgentBudgetStatus, BudgetAction, BudgetEntry, BudgetPeriod, BudgetState, BudgetsInput,
@@ -100,11 +99,11 @@ pub struct Evaluated {
 
 impl Evaluated {
     /// Evaluate `budget` at `now`, its periods following `zone`.
-    pub fn at(c: &Reader<'_>, zone: &Zone, budget: Budget, now: Millis) -> Result<Evaluated> {
+    pub fn at(c: &dyn Snapshot, zone: &Zone, budget: Budget, now: Millis) -> Result<Evaluated> {
         let (start, end) = period_bounds(zone, budget.period, now);
-        let spent = b::cost_between(c, &budget.scope, start, now)?;
+        let spent = c.cost_between(&budget.scope, start, now)?;
         let trailing = if is_early(start, end, now) {
-            b::cost_between(c, &budget.scope, now - DAY, now)?
+            c.cost_between(&budget.scope, now - DAY, now)?
         } else {
             0
         };
@@ -271,8 +270,8 @@ impl Dashboard {
         let scope = input.scope.as_deref().map(scope_of).transpose()?;
         let (total, evaluated) = self.store.read(|c| {
             let all = match &scope {
-                Some(s) => b::get(c, s)?.into_iter().collect(),
-                None => b::list(c)?,
+                Some(s) => c.budgets(Some(s))?,
+                None => c.budgets(None)?,
             };
             let page = all
                 .iter()
@@ -299,7 +298,7 @@ impl Dashboard {
     pub fn set_budget(&self, input: SetBudgetInput) -> Result<SetBudgetOutput> {
         let scope = scope_of(&input.scope)?;
         let Some(limit_usd) = input.limit_usd else {
-            let existed = self.store.write(|tx| b::delete(tx, &scope))?;
+            let existed = self.store.delete_budget(&scope)?;
             return Ok(SetBudgetOutput {
                 action: if existed {
                     BudgetAction::Deleted
@@ -326,7 +325,7 @@ impl Dashboard {
             period,
             thresholds: thresholds_of(input.alert_thresholds)?,
         };
-        let replaced = self.store.write(|tx| b::put(tx, &budget))?;
+        let replaced = self.store.put_budget(&budget)?;
         let now = self.now();
         let evaluated = self
             .store
@@ -347,17 +346,17 @@ impl Dashboard {
     /// budget, `total_spent` is `window_cost`, the limit and percentage null, and on track.
     pub(super) fn overview_budget_status(
         &self,
-        c: &Reader<'_>,
+        c: &dyn Snapshot,
         now: Millis,
         agent: Option<&str>,
         window_cost: Nanos,
     ) -> Result<OverviewBudgetStatus> {
         let budgets = match agent {
             Some(a) if is_global(a) => Vec::new(),
-            Some(a) => b::get(c, a)?.into_iter().collect(),
-            None => match b::get(c, GLOBAL)? {
-                Some(global) => vec![global],
-                None => b::list(c)?,
+            Some(a) => c.budgets(Some(a))?,
+            None => match c.budgets(Some(GLOBAL))? {
+                global if !global.is_empty() => global,
+                _ => c.budgets(None)?,
             },
         };
         if budgets.is_empty() {
@@ -386,12 +385,12 @@ impl Dashboard {
     /// The own budgets of the agents `ids`, evaluated at `now`, by agent id.
     pub(super) fn agent_budgets(
         &self,
-        c: &Reader<'_>,
+        c: &dyn Snapshot,
         now: Millis,
         ids: &[&str],
     ) -> Result<HashMap<String, Evaluated>> {
         let wanted: HashSet<&str> = ids.iter().copied().collect();
-        b::list(c)?
+        c.budgets(None)?
             .into_iter()
             .filter(|budget| budget.scope != GLOBAL && wanted.contains(budget.scope.as_str()))
             .map(|budget| {

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::money::to_usd;
-use crate::store::{query_fns as q, ExecutionFilter, ExecutionRow, Filter};
+use crate::store::{ExecutionFilter, ExecutionRow, Filter};
 use crate::time::format_utc;
 use crate::wire::{
     ExecutionItem, ExecutionTokens, ExecutionsInput, ExecutionsOutput, StatusFilter,
@@ -52,7 +52,7 @@ impl Dashboard {
         };
         let (total, rows) = self
             .store
-            .read(|c| q::executions(c, &w, &ef, limit as u32, offset, &self.cancel))?;
+            .read(|c| c.executions(&w, &ef, limit as u32, offset, &self.cancel))?;
         let total = total as u64;
         let mut items: Vec<ExecutionItem> = rows.into_iter().map(execution_item).collect();
         let mut out = ExecutionsOutput {

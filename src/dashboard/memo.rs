@@ -8,7 +8,7 @@
 //!   (`anomaly::LOOKBACK_HOURS`; see `AgentSeries`) and the zone, which is fixed per dashboard.
 //! - Executions are never deleted or rewritten, and every write transaction marks the
 //!   `agent_hour` rows it adds to with a generation larger than any before (one writer at a
-//!   time, in any process; `series::next_gen`).
+//!   time, in any process or replica; `Snapshot::latest_gen`).
 //! - So each call first reads, in one snapshot, the (agent, hour) rows marked since the last
 //!   generation it saw, forgets the verdicts those hours feed and marks the cached hours stale,
 //!   and only then reads what it needs, from snapshots at least that new.
@@ -22,8 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::anomaly::{AgentSeries, Calendar, Finding, LOOKBACK_HOURS};
 use crate::cancel::Cancel;
 use crate::error::Result;
-use crate::store::series::{self, AgentRun, Agents, Changes};
-use crate::store::{HourStats, Store};
+use crate::store::{AgentRun, Agents, Changes, HourStats, Store};
 use crate::time::{Millis, Window, Zone, HOUR};
 
 use super::anomalies::{in_shares, AgentFinding};
@@ -42,10 +41,10 @@ const MAX_STALE_HOURS: usize = 48;
 /// What the memo knows; one per dashboard, behind a mutex (`Dashboard::detect_anomalies`).
 #[derive(Debug, Default)]
 pub struct Memo {
-    /// Every change up to this generation of `agent_hour` has been applied
-    /// (`series::changes_since`).
+    /// Every change up to this generation has been applied (`Snapshot::changes_since`).
     seen: i64,
-    agents: HashMap<i64, AgentMemo>,
+    /// By agent id.
+    agents: HashMap<String, AgentMemo>,
     /// `AgentMemo::hours` holds every agent's hours with executions in `[lo, hi)` (complete
     /// hours only; empty when `lo >= hi`), but for the `stale` ones, changed since read.
     lo: Millis,
@@ -55,7 +54,6 @@ pub struct Memo {
 
 #[derive(Debug, Default)]
 struct AgentMemo {
-    id: String,
     /// Its hours with executions in `[Memo::lo, Memo::hi)`.
     hours: BTreeMap<Millis, HourStats>,
     /// The complete hours whose verdicts are known…
@@ -159,29 +157,27 @@ pub struct Ask<'a> {
 
 impl Memo {
     /// Every anomaly of the hours overlapping the window, for one agent or all, unsorted.
-    pub fn detect(&mut self, store: &Store, ask: &Ask<'_>) -> Result<Vec<AgentFinding>> {
+    pub fn detect(&mut self, store: &dyn Store, ask: &Ask<'_>) -> Result<Vec<AgentFinding>> {
         let w = ask.window;
         let first = w.start.div_euclid(HOUR) * HOUR;
         // Data is complete up to `until`: the hours starting before `done` are complete.
         let until = w.end.min(ask.now);
         let done = until.div_euclid(HOUR) * HOUR;
         self.refresh(store)?;
-        let scope: Vec<i64> = match ask.agent {
-            Some(id) => match self.agents.iter().find(|(_, a)| a.id == id) {
-                Some((&key, _)) => vec![key],
-                None => return Ok(Vec::new()),
-            },
-            None => self.agents.keys().copied().collect(),
+        let scope: Vec<String> = match ask.agent {
+            Some(id) if self.agents.contains_key(id) => vec![id.to_owned()],
+            Some(_) => return Ok(Vec::new()),
+            None => self.agents.keys().cloned().collect(),
         };
         let partial: Vec<Millis> = (first.max(done)..w.end).step_by(HOUR as usize).collect();
         // Per agent, the hours to judge: complete ones without a verdict, and the partial ones.
-        let mut needs: HashMap<i64, Vec<Millis>> = HashMap::new();
-        for &key in &scope {
-            let a = &self.agents[&key];
+        let mut needs: HashMap<String, Vec<Millis>> = HashMap::new();
+        for key in &scope {
+            let a = &self.agents[key];
             let mut hours = a.judged.missing(first, done);
             hours.extend(&partial);
             if !hours.is_empty() {
-                needs.insert(key, hours);
+                needs.insert(key.clone(), hours);
             }
         }
         let mut fresh = Vec::new();
@@ -194,7 +190,7 @@ impl Memo {
                 judge_cold(store, ask, &needs, from, until)?
             };
             for (key, verdicts) in judged {
-                let a = self.agents.entry(key).or_default();
+                let a = self.agents.entry(key.clone()).or_default();
                 for (hour, found) in verdicts {
                     if hour < done {
                         a.judged.insert(hour);
@@ -203,7 +199,7 @@ impl Memo {
                         }
                     } else {
                         fresh.extend(found.into_iter().map(|finding| AgentFinding {
-                            agent_id: a.id.clone(),
+                            agent_id: key.clone(),
                             finding,
                         }));
                     }
@@ -217,7 +213,7 @@ impl Memo {
             // future window from panicking all the same.
             for found in a.found.range(first..done.max(first)).map(|(_, f)| f) {
                 out.extend(found.iter().map(|f| AgentFinding {
-                    agent_id: a.id.clone(),
+                    agent_id: key.clone(),
                     finding: f.clone(),
                 }));
             }
@@ -226,15 +222,15 @@ impl Memo {
     }
 
     /// Apply the rows written since `seen`.
-    fn refresh(&mut self, store: &Store) -> Result<()> {
+    fn refresh(&mut self, store: &dyn Store) -> Result<()> {
         let mut unknown = false;
         let changes = if self.agents.is_empty() {
             // Nothing known, nothing to forget.
             Changes::TooMany {
-                gen: store.read(|c| series::latest_gen(c))?,
+                gen: store.read(|c| c.latest_gen())?,
             }
         } else {
-            store.read(|c| series::changes_since(c, self.seen, MAX_CHANGED_PAIRS))?
+            store.read(|c| c.changes_since(self.seen, MAX_CHANGED_PAIRS))?
         };
         match changes {
             Changes::TooMany { gen } => {
@@ -258,8 +254,8 @@ impl Memo {
         }
         // A new agent, or nothing known yet (or started afresh): read every agent's id.
         if unknown || self.agents.is_empty() {
-            for (key, id) in store.read(|c| series::agent_ids(c))? {
-                self.agents.entry(key).or_default().id = id;
+            for id in store.read(|c| c.agent_ids())? {
+                self.agents.entry(id).or_default();
             }
         }
         Ok(())
@@ -267,7 +263,7 @@ impl Memo {
 
     /// Bring the recent hours up to date: `[hour of now − RECENT, hour of now)`, stale hours
     /// read again.
-    fn keep_recent(&mut self, store: &Store, now: Millis) -> Result<()> {
+    fn keep_recent(&mut self, store: &dyn Store, now: Millis) -> Result<()> {
         let hi = now.div_euclid(HOUR) * HOUR;
         let lo = (hi - RECENT).max(0);
         if self.lo >= self.hi || lo >= self.hi || hi < self.hi || self.stale.len() > MAX_STALE_HOURS
@@ -310,7 +306,7 @@ impl Memo {
     }
 
     /// Read every agent's hours of `[from, to)` (whole hours) into the cache.
-    fn load(&mut self, store: &Store, from: Millis, to: Millis) -> Result<()> {
+    fn load(&mut self, store: &dyn Store, from: Millis, to: Millis) -> Result<()> {
         if from >= to {
             return Ok(());
         }
@@ -318,9 +314,8 @@ impl Memo {
             start: from,
             end: to,
         };
-        for run in store.read(|c| series::series(c, &range, Agents::All))? {
-            let a = self.agents.entry(run.agent_key).or_default();
-            a.id = run.agent_id;
+        for run in store.read(|c| c.series(&range, &Agents::All))? {
+            let a = self.agents.entry(run.agent_id).or_default();
             a.hours.extend(run.hours);
         }
         Ok(())
@@ -329,35 +324,38 @@ impl Memo {
     /// Judge `needs` from the cached hours before `done` and the store's rows after it.
     fn judge_warm(
         &self,
-        store: &Store,
+        store: &dyn Store,
         ask: &Ask<'_>,
-        needs: &HashMap<i64, Vec<Millis>>,
+        needs: &HashMap<String, Vec<Millis>>,
         from: Millis,
         done: Millis,
         until: Millis,
-    ) -> Result<Vec<(i64, Verdicts)>> {
+    ) -> Result<Vec<(String, Verdicts)>> {
         let end = ask.window.end;
-        let mut tail: HashMap<i64, Vec<(Millis, HourStats)>> = HashMap::new();
+        let mut tail: HashMap<String, Vec<(Millis, HourStats)>> = HashMap::new();
         if done < end {
-            let which = sole(needs).map_or(Agents::All, Agents::One);
+            let which = sole(needs).map_or(Agents::All, |id| Agents::One(id.to_owned()));
             let range = Window { start: done, end };
-            for run in store.read(|c| series::series(c, &range, which))? {
-                tail.insert(run.agent_key, run.hours);
+            for run in store.read(|c| c.series(&range, &which))? {
+                tail.insert(run.agent_id, run.hours);
             }
         }
         let calendar = Calendar::new(ask.zone, from, end);
         let mut out = Vec::with_capacity(needs.len());
         let mut buf = Vec::new();
-        for (&key, hours) in needs {
+        for (key, hours) in needs {
             ask.cancel.check()?;
-            let a = &self.agents[&key];
+            let a = &self.agents[key];
             // Straight into the dense series: no intermediate copy of ~340 hours per agent.
             let rows = a
                 .hours
                 .range((hours[0] - LOOKBACK).min(done)..done)
                 .map(|(&h, s)| (h, *s))
-                .chain(tail.remove(&key).unwrap_or_default());
-            out.push((key, judge(rows, hours, end, until, &calendar, &mut buf)));
+                .chain(tail.remove(key).unwrap_or_default());
+            out.push((
+                key.clone(),
+                judge(rows, hours, end, until, &calendar, &mut buf),
+            ));
         }
         Ok(out)
     }
@@ -367,9 +365,9 @@ impl Memo {
 type Verdicts = Vec<(Millis, Vec<Finding>)>;
 
 /// The one agent `needs` holds, if it holds just one.
-fn sole(needs: &HashMap<i64, Vec<Millis>>) -> Option<i64> {
+fn sole(needs: &HashMap<String, Vec<Millis>>) -> Option<&str> {
     match needs.len() {
-        1 => needs.keys().next().copied(),
+        1 => needs.keys().next().map(String::as_str),
         _ => None,
     }
 }
@@ -377,40 +375,43 @@ fn sole(needs: &HashMap<i64, Vec<Millis>>) -> Option<i64> {
 /// Judge `needs` from the store's series of `[from, window end)`: one agent's alone, or every
 /// agent's in shares on all cores (`in_shares`).
 fn judge_cold(
-    store: &Store,
+    store: &dyn Store,
     ask: &Ask<'_>,
-    needs: &HashMap<i64, Vec<Millis>>,
+    needs: &HashMap<String, Vec<Millis>>,
     from: Millis,
     until: Millis,
-) -> Result<Vec<(i64, Verdicts)>> {
+) -> Result<Vec<(String, Verdicts)>> {
     let end = ask.window.end;
     let range = Window { start: from, end };
     let calendar = Calendar::new(ask.zone, from, end);
-    let judge_runs = |runs: Vec<AgentRun>| -> Result<Vec<(i64, Verdicts)>> {
+    let judge_runs = |runs: Vec<AgentRun>| -> Result<Vec<(String, Verdicts)>> {
         let mut buf = Vec::new();
         let mut out = Vec::new();
         for run in runs {
-            let Some(hours) = needs.get(&run.agent_key) else {
+            let Some(hours) = needs.get(&run.agent_id) else {
                 continue;
             };
             ask.cancel.check()?;
             out.push((
-                run.agent_key,
+                run.agent_id,
                 judge(run.hours, hours, end, until, &calendar, &mut buf),
             ));
         }
         Ok(out)
     };
     let mut out = match sole(needs) {
-        Some(one) => judge_runs(store.read(|c| series::series(c, &range, Agents::One(one)))?)?,
+        Some(one) => judge_runs(store.read(|c| c.series(&range, &Agents::One(one.to_owned())))?)?,
         None => in_shares(store, &range, judge_runs)?,
     };
     // An agent without rows in the range has nothing to judge: its complete hours are judged
     // empty all the same, so they are not read again.
-    let seen: std::collections::HashSet<i64> = out.iter().map(|(k, _)| *k).collect();
-    for (&key, hours) in needs {
-        if !seen.contains(&key) {
-            out.push((key, hours.iter().map(|&h| (h, Vec::new())).collect()));
+    let seen: std::collections::HashSet<String> = out.iter().map(|(k, _)| k.clone()).collect();
+    for (key, hours) in needs {
+        if !seen.contains(key) {
+            out.push((
+                key.clone(),
+                hours.iter().map(|&h| (h, Vec::new())).collect(),
+            ));
         }
     }
     Ok(out)

@@ -44,7 +44,7 @@ pub const MAX_OFFSET: u64 = 1_000_000_000;
 /// read tools (`catalog::call` uses it) and the anomaly detector's memo.
 #[derive(Clone)]
 pub struct Dashboard {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub clock: Clock,
     pub zone: Zone,
     pub cache: Arc<ResultCache>,
@@ -56,7 +56,7 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    pub fn new(store: Arc<Store>, clock: Clock, zone: Zone) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Clock, zone: Zone) -> Self {
         Dashboard {
             store,
             clock,
@@ -95,7 +95,7 @@ impl Dashboard {
             ));
         }
         let strict = input.strict.unwrap_or(false);
-        ingest::import_values_with(&self.store, &input.records, "records", strict)
+        ingest::import_values_with(&*self.store, &input.records, "records", strict)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::money::to_usd;
-use crate::store::{query_fns as q, Filter};
+use crate::store::Filter;
 use crate::wire::{ModelEntry, ModelMetrics, ModelsInput, ModelsOutput};
 
 use super::{
@@ -17,7 +17,7 @@ impl Dashboard {
             agent: input.agent_id.clone(),
             model: None,
         };
-        let mut rows = self.store.read(|c| q::model_totals(c, &w, &f))?;
+        let mut rows = self.store.read(|c| c.model_totals(&w, &f))?;
         rows.sort_by(|a, b| {
             b.totals
                 .cost

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::money::to_usd;
-use crate::store::{query_fns as q, Filter, Totals};
+use crate::store::{Filter, Totals};
 use crate::time::HOUR;
 use crate::wire::{OverviewInput, OverviewOutput, OverviewSummary, OverviewTrends, TopAgent};
 
@@ -23,10 +23,10 @@ impl Dashboard {
             let anomalies = s.spawn(|| self.anomaly_summary(&w, input.agent_id.as_deref()));
             let earlier = s.spawn(|| {
                 self.store
-                    .read(|c| Ok((q::totals(c, &prev_w, &f)?, q::p95_duration(c, &w, &f)?)))
+                    .read(|c| Ok((c.totals(&prev_w, &f)?, c.p95_duration(&w, &f)?)))
             });
             let cur = self.store.read(|c| {
-                let agents = q::agent_totals(c, &w, &f)?;
+                let agents = c.agent_totals(&w, &f)?;
                 let mut cur = Totals::default();
                 for a in &agents {
                     cur.add(&a.totals);

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::money::to_usd;
-use crate::store::{query_fns as q, Filter, GroupKey, Totals};
+use crate::store::{Filter, GroupKey, Totals};
 use crate::time::{Granularity, Millis, DAY, HOUR, MINUTE};
 use crate::wire::{
     BreakdownBy, GranularityName, TimelineAggregate, TimelineInput, TimelineMetric, TimelineOutput,
@@ -72,7 +72,7 @@ impl Dashboard {
             Some(BreakdownBy::Agent) => GroupKey::Agent,
             Some(BreakdownBy::Model) => GroupKey::Model,
         };
-        let groups = self.store.read(|c| q::grouped(c, &w, &f, unit, key))?;
+        let groups = self.store.read(|c| c.grouped(&w, &f, unit, key))?;
 
         let n = starts.len();
         // A group can start before the window (its unit is not aligned to `w.start`), but its rows

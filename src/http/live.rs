@@ -129,7 +129,7 @@ async fn feed(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                let generation = store.generation();
+                let generation = *store.watch_changes().borrow();
                 if sent_generation == Some(generation) {
                     continue;
                 }

@@ -11,7 +11,7 @@ use std::io::Read;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::{Execution, InsertOutcome, Inserter, Store};
+use crate::store::{Atomic, Execution, Outcome, Store};
 use crate::wire::{FileReport, ImportReport, RecordError};
 
 pub use read::{
@@ -25,53 +25,39 @@ use read::BATCH;
 /// Rejections listed per source (all are counted).
 const MAX_LISTED_ERRORS: usize = 20;
 
-/// Write the good records of `parsed` in one transaction and count them into `report`.
-/// Returns the indices in `parsed` of the executions actually inserted (for the live feed).
+/// Write the good records of `parsed` in one transaction (`atomic`: all or nothing) and count
+/// them into `report`, bad ones and those the store refused in order. `false` when the store
+/// refused a record under `Atomic::All` (nothing was written).
 fn write_batch(
-    tx: &rusqlite::Transaction<'_>,
+    store: &dyn Store,
     parsed: &Parsed,
     report: &mut FileReport,
-) -> Result<Vec<usize>> {
-    let mut ins = Inserter::new(tx);
-    let mut inserted = Vec::new();
-    for (i, (line, r)) in parsed.iter().enumerate() {
+    atomic: Atomic,
+) -> Result<bool> {
+    let good: Vec<&Execution> = parsed.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    let outcomes = if good.is_empty() {
+        Vec::new()
+    } else {
+        store.insert(&good, atomic)?
+    };
+    count(parsed, &outcomes, report);
+    Ok(!outcomes.iter().any(|o| matches!(o, Outcome::Refused(_))))
+}
+
+/// Count `parsed` into `report`: each good record by its outcome (in order), each bad one rejected.
+fn count(parsed: &Parsed, outcomes: &[Outcome], report: &mut FileReport) {
+    let mut outcomes = outcomes.iter();
+    for (line, r) in parsed {
         match r {
-            Ok(e) => match ins.insert(e) {
-                Ok(InsertOutcome::Inserted) => {
-                    report.accepted += 1;
-                    inserted.push(i);
-                }
-                Ok(InsertOutcome::Duplicate) => report.duplicates += 1,
-                // A record the store cannot take (a millisecond already full): that line only.
-                Err(err @ Error::Invalid { .. }) => reject(report, *line, &err.to_string()),
-                Err(err) => return Err(err),
+            Ok(_) => match outcomes.next() {
+                Some(Outcome::Inserted) => report.accepted += 1,
+                Some(Outcome::Duplicate) => report.duplicates += 1,
+                Some(Outcome::Refused(reason)) => reject(report, *line, reason),
+                None => {}
             },
             Err(reason) => reject(report, *line, reason),
         }
     }
-    ins.finish()?;
-    Ok(inserted)
-}
-
-/// After the commit: hand the inserted executions of `parsed` to the store's live feed.
-fn publish(store: &Store, parsed: Parsed, inserted: &[usize]) {
-    if inserted.is_empty() || !store.wants_executions() {
-        return;
-    }
-    let mut wanted = inserted.iter().peekable();
-    let batch = parsed
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, (_, r))| {
-            if wanted.peek() == Some(&&i) {
-                wanted.next();
-                r.ok()
-            } else {
-                None
-            }
-        })
-        .collect();
-    store.publish_executions(batch);
 }
 
 fn reject(report: &mut FileReport, line: u64, reason: &str) {
@@ -93,7 +79,7 @@ pub struct Source<'a> {
 /// Import sources into the store. Without `strict`, good records are written batch by batch and
 /// bad ones reported. With `strict`, everything is parsed first and written in one transaction,
 /// only if no record is bad.
-pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<ImportReport> {
+pub fn import(store: &dyn Store, sources: Vec<Source<'_>>, strict: bool) -> Result<ImportReport> {
     let mut report = ImportReport::default();
     if strict {
         let mut all: Vec<(FileReport, Parsed)> = Vec::new();
@@ -117,37 +103,30 @@ pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<I
             all.push((fr, parsed));
         }
         let any_bad = all.iter().any(|(fr, _)| fr.rejected > 0);
-        let mut inserted = Vec::new();
         report.committed = false;
         if !any_bad {
-            match store.write(|tx| {
-                let mut inserted = Vec::new();
-                for (fr, parsed) in &mut all {
-                    inserted.push(write_batch(tx, parsed, fr)?);
+            // Every file's records in one transaction.
+            let good: Vec<&Execution> = all
+                .iter()
+                .flat_map(|(_, parsed)| parsed.iter().filter_map(|(_, r)| r.as_ref().ok()))
+                .collect();
+            let outcomes = store.insert(&good, Atomic::All)?;
+            let mut rest = &outcomes[..];
+            for (fr, parsed) in &mut all {
+                let n = parsed.iter().filter(|(_, r)| r.is_ok()).count();
+                count(parsed, &rest[..n], fr);
+                rest = &rest[n..];
+            }
+            report.committed = !outcomes.iter().any(|o| matches!(o, Outcome::Refused(_)));
+            if !report.committed {
+                // The store refused a record (a millisecond already full): nothing was written.
+                for (fr, _) in &mut all {
+                    fr.accepted = 0;
+                    fr.duplicates = 0;
                 }
-                refuse_if_rejected(all.iter().map(|(fr, _)| fr))?;
-                Ok(inserted)
-            }) {
-                Ok(ins) => {
-                    inserted = ins;
-                    report.committed = true;
-                }
-                // The store refused a record (a millisecond already full): roll everything back.
-                Err(Error::Invalid { .. }) => {
-                    for (fr, _) in &mut all {
-                        fr.accepted = 0;
-                        fr.duplicates = 0;
-                    }
-                }
-                Err(e) => return Err(e),
             }
         }
-        report.files = Vec::with_capacity(all.len());
-        let mut inserted = inserted.into_iter();
-        for (fr, parsed) in all {
-            publish(store, parsed, &inserted.next().unwrap_or_default());
-            report.files.push(fr);
-        }
+        report.files = all.into_iter().map(|(fr, _)| fr).collect();
     } else {
         for src in sources {
             let fr = FileReport {
@@ -166,30 +145,16 @@ pub fn import(store: &Store, sources: Vec<Source<'_>>, strict: bool) -> Result<I
     Ok(report)
 }
 
-/// In a strict write: an error (rolling the transaction back) when the store refused a record.
-fn refuse_if_rejected<'a>(files: impl IntoIterator<Item = &'a FileReport>) -> Result<()> {
-    for fr in files {
-        if let Some(e) = fr.errors.first() {
-            return Err(Error::invalid(
-                "records",
-                format!("line {}: {}; strict: nothing was written", e.line, e.reason),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Parse `reader` on this thread while another writes the parsed batches, each in its own
 /// transaction, as they come: parsing and writing take about as long as each other, and the
 /// machine has more than one core. At most `QUEUED` batches wait between the two.
-fn pipelined(store: &Store, reader: impl Read, mut fr: FileReport) -> Result<FileReport> {
+fn pipelined(store: &dyn Store, reader: impl Read, mut fr: FileReport) -> Result<FileReport> {
     const QUEUED: usize = 2;
     std::thread::scope(|s| {
         let (send, batches) = std::sync::mpsc::sync_channel::<Parsed>(QUEUED);
         let writer = s.spawn(move || -> Result<FileReport> {
             for batch in batches {
-                let inserted = store.write(|tx| write_batch(tx, &batch, &mut fr))?;
-                publish(store, batch, &inserted);
+                write_batch(store, &batch, &mut fr, Atomic::PerRecord)?;
             }
             Ok(fr)
         });
@@ -210,14 +175,14 @@ fn pipelined(store: &Store, reader: impl Read, mut fr: FileReport) -> Result<Fil
 }
 
 /// Import records given as JSON values (a tool call's `records`), keeping the good ones.
-pub fn import_values(store: &Store, records: &[Value], source: &str) -> Result<ImportReport> {
+pub fn import_values(store: &dyn Store, records: &[Value], source: &str) -> Result<ImportReport> {
     import_values_with(store, records, source, false)
 }
 
 /// Import records given as JSON values. With `strict`, any bad record writes nothing and is an
 /// invalid-input error naming the first one (`records[i]`, 0-based) and its reason.
 pub fn import_values_with(
-    store: &Store,
+    store: &dyn Store,
     records: &[Value],
     source: &str,
     strict: bool,
@@ -242,21 +207,20 @@ pub fn import_values_with(
         unknown_fields: unknown.0,
         ..Default::default()
     };
-    let inserted = store.write(|tx| {
-        let inserted = write_batch(tx, &parsed, &mut fr)?;
-        if strict {
-            if let Some(e) = fr.errors.first() {
-                return Err(strict_refusal(
-                    e.line,
-                    &e.reason,
-                    fr.rejected as usize,
-                    parsed.len(),
-                ));
-            }
-        }
-        Ok(inserted)
-    })?;
-    publish(store, parsed, &inserted);
+    let atomic = if strict {
+        Atomic::All
+    } else {
+        Atomic::PerRecord
+    };
+    if !write_batch(store, &parsed, &mut fr, atomic)? {
+        let e = &fr.errors[0];
+        return Err(strict_refusal(
+            e.line,
+            &e.reason,
+            fr.rejected as usize,
+            parsed.len(),
+        ));
+    }
     Ok(ImportReport {
         accepted: fr.accepted,
         duplicates: fr.duplicates,
@@ -275,30 +239,20 @@ fn strict_refusal(line: u64, reason: &str, bad: usize, total: usize) -> Error {
 }
 
 /// Write already-validated executions (demo data, benchmarks) in batches.
-pub fn insert_all(store: &Store, executions: impl IntoIterator<Item = Execution>) -> Result<u64> {
+pub fn insert_all(
+    store: &dyn Store,
+    executions: impl IntoIterator<Item = Execution>,
+) -> Result<u64> {
     let mut n = 0;
     let mut batch = Vec::with_capacity(BATCH);
     let mut flush = |batch: &mut Vec<Execution>| -> Result<()> {
-        let inserted = store.write(|tx| {
-            let mut ins = Inserter::new(tx);
-            let mut inserted = vec![false; batch.len()];
-            for (e, new) in batch.iter().zip(&mut inserted) {
-                if ins.insert(e)? == InsertOutcome::Inserted {
-                    n += 1;
-                    *new = true;
-                }
+        let records: Vec<&Execution> = batch.iter().collect();
+        for o in store.insert(&records, Atomic::PerRecord)? {
+            match o {
+                Outcome::Inserted => n += 1,
+                Outcome::Duplicate => {}
+                Outcome::Refused(reason) => return Err(Error::invalid("records", reason)),
             }
-            ins.finish()?;
-            Ok(inserted)
-        })?;
-        if store.wants_executions() {
-            let mut new = inserted.into_iter();
-            store.publish_executions(
-                batch
-                    .drain(..)
-                    .filter(|_| new.next().unwrap_or(false))
-                    .collect(),
-            );
         }
         batch.clear();
         Ok(())

@@ -1,564 +1,212 @@
-//! The SQLite store: opening, pragmas, the connection pool and the write path's single
-//! connection. Only `store/` contains SQL.
+//! The store boundary: one trait (`Store`) every engine implements, and the read snapshot
+//! (`Snapshot`) that answers the dashboard's typed questions. Everything above `store/` speaks
+//! only these types; SQL, connections and the engines' own keys stay below.
 //!
-//! Why this shape: SQLite in WAL mode lets any number of readers run beside one writer, so reads
-//! take a connection from a small pool and writes serialise on one connection behind a mutex.
-//! Both are blocking calls; async callers run them on tokio's blocking pool (`spawn_blocking`) so
-//! no executor thread ever waits on the disk, and no `Connection` is ever held across an `.await`.
+//! - `Store::insert` owns the write path: idempotency by id, the rollups, the generation bump
+//!   and publishing to the live feed, in one transaction per call.
+//! - `Store::read` runs a closure on one consistent snapshot; each question takes a window and a
+//!   filter whose names the snapshot resolves to its own keys once.
+//! - `Store::version` is the cache's key: it changes whenever any writer (this process, another
+//!   process, another replica) commits.
+//!
+//! Engines: `sqlite` (the embedded default, one file) and `postgres` (several servers on one
+//! database). `open` picks one from a location.
 
-pub mod budgets;
-mod ingest;
-pub mod query;
-pub mod rollup;
-mod schema;
-pub mod series;
+mod plan;
+pub mod sqlite;
+mod types;
 
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, watch};
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::money::Nanos;
+use crate::time::{Millis, Window};
 
-pub use budgets::Budget;
-pub use ingest::{Execution, InsertOutcome, Inserter};
-pub use query as query_fns;
-pub use query::{
-    AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Totals,
-};
-pub use series::{AgentRun, HourStats};
+pub use plan::{bucket_value, latency_bucket, p95_of, Plan};
+pub use sqlite::{check_location, check_path, Missing, SqliteStore};
+pub use types::*;
 
-/// Executions are stored in time order under the rowid `pos` = ts · `PER_MILLISECOND` + n, n
-/// numbering the executions of one millisecond in ingest order (schema migration 5).
-pub const PER_MILLISECOND: i64 = 1 << 15;
-
-/// The first `pos` at or after the instant `ts`: `ts <= e.ts` exactly when `pos(ts) <= e.pos`,
-/// so a time range of executions is the rowid range `[pos(start), pos(end))`. Instants outside
-/// what ingest accepts (1970 to year 9999) are clamped, which changes no answer.
-pub fn pos(ts: crate::time::Millis) -> i64 {
-    ts.clamp(0, crate::time::MAX_INSTANT + 1) * PER_MILLISECOND
+/// One record's fate in `Store::insert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Inserted,
+    /// An execution with this id is already stored; nothing changed.
+    Duplicate,
+    /// The store cannot take this record (the reason names the field).
+    Refused(String),
 }
 
-/// How long a connection waits for a lock before giving up (a writer in another process).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
-/// Write batches the live feed keeps for a subscriber that is behind; one further behind is
-/// dropped (it lags) rather than slowing ingest.
-const FEED_CAPACITY: usize = 64;
-
-/// WAL pages between checkpoints while serving (SQLite's default, ~4 MB): reads stay fast…
-const LIVE_CHECKPOINT_PAGES: u32 = 1000;
-/// …and during a bulk load (`Store::bulk`, ~80 MB).
-const BULK_CHECKPOINT_PAGES: u32 = 20_000;
-
-/// The usage store. Cheap to share behind an `Arc`.
-pub struct Store {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
-    /// Bumped by every committed write; a reader that saw generation `g` saw every write up to it.
-    generation: AtomicU64,
-    /// The live feed (HTTP stream, MCP resource notifications). Sending on either never blocks a
-    /// writer: `changed` keeps only the latest generation, `inserted` is a bounded broadcast
-    /// whose slow receivers lag.
-    changed: watch::Sender<u64>,
-    inserted: broadcast::Sender<Arc<Vec<Execution>>>,
-    /// Answer from the rollups (the default) or, for benchmarks and exactness tests, from raw
-    /// rows only.
-    rollups: AtomicBool,
-    /// Bulk loads running (`bulk`).
-    bulk: AtomicUsize,
-    /// The connection `data_version` asks (opened on first use).
-    watch: Mutex<Option<Connection>>,
-}
-
-/// A pooled read connection, and whether queries on it may use the rollups.
-pub struct Reader<'a> {
-    conn: &'a Connection,
-    pub rollups: bool,
-}
-
-impl Deref for Reader<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
-/// What opening a database file that does not exist yet does.
+/// How `Store::insert` treats a refused record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Missing {
-    /// Create it, when its directory exists (a directory is never created here: a mistyped
-    /// path must not leave directories and an empty database behind).
-    Create,
-    /// Refuse: a reading command on a path that holds no database says so instead of answering
-    /// zeros from a database it just created.
-    Refuse,
+pub enum Atomic {
+    /// The other records are written all the same.
+    PerRecord,
+    /// Nothing is written: the call fails with the first refusal, `Error::Invalid` naming
+    /// `records[i]`.
+    All,
 }
 
-/// Check that `path` is a plain file path, the only database location the store accepts: not
-/// an SQLite URI (`file:…`, which SQLite would interpret and for which a directory named `file:`
-/// used to be created), not `:memory:` (each connection of the read pool would open a database
-/// of its own, empty, and the data would vanish with the process), not a URL (`postgres://…`)
-/// and not empty. The error says what was given (a bounded prefix) and what is accepted.
-pub fn check_location(path: &Path) -> std::result::Result<(), String> {
-    let text = path.to_string_lossy();
-    let quoted = crate::input::quoted(&text);
-    let accepted =
-        "give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)";
-    if text.trim().is_empty() {
-        return Err(format!("{quoted} is empty; {accepted}"));
-    }
-    if text == ":memory:" {
-        return Err(format!(
-            "{quoted} (an in-memory database) is not supported: every connection of the store would \
-             see a database of its own, and the data would vanish when the command ends; {accepted}"
-        ));
-    }
-    if let Some(rest) = text.strip_prefix("file:") {
-        let plain = rest.split(['?', '#']).next().unwrap_or_default();
-        let hint = if plain.is_empty() || plain == ":memory:" {
-            String::new()
-        } else {
-            format!(" (here: {})", crate::input::quoted(plain))
-        };
-        return Err(format!(
-            "{quoted} is an SQLite URI, which is not supported; give a plain file path instead{hint}"
-        ));
-    }
-    if let Some((scheme, _)) = text.split_once("://") {
-        if !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
-            return Err(format!(
-                "{quoted} is a URL ({scheme}://), which is not supported; {accepted}"
-            ));
-        }
-    }
-    Ok(())
+/// The store's data version: equal versions mean equal data (see `Store::version`).
+pub type Version = (u64, i64);
+
+/// A store engine. Cheap to share behind an `Arc`; every method blocks (async callers use
+/// `spawn_blocking`).
+pub trait Store: Send + Sync {
+    /// Which engine and where (for logs and errors; no password).
+    fn describe(&self) -> String;
+
+    /// Write `records` in one transaction: each is inserted, a duplicate of a stored id, or
+    /// refused. Rollups move with the rows; on commit the generation grows, `watch_changes`
+    /// fires and the inserted executions go to the live feed.
+    fn insert(&self, records: &[&Execution], atomic: Atomic) -> Result<Vec<Outcome>>;
+
+    /// Store a budget, replacing the one of its scope; `true` when one was replaced.
+    fn put_budget(&self, budget: &Budget) -> Result<bool>;
+    /// Delete the budget of `scope`; `true` when there was one.
+    fn delete_budget(&self, scope: &str) -> Result<bool>;
+
+    /// Run `f` on one consistent snapshot (object-safe form of `read`).
+    fn read_dyn(&self, f: &mut dyn FnMut(&dyn Snapshot) -> Result<()>) -> Result<()>;
+
+    /// Changes whenever anything committed, by any writer anywhere (the result cache's key).
+    fn version(&self) -> Result<Version>;
+
+    /// Answer from the rollups (`true`, the default) or from raw rows only (the exactness
+    /// reference and the benchmark's baseline).
+    fn set_rollups(&self, on: bool);
+    fn rollups(&self) -> bool;
+
+    /// A bulk load starts (`true`) or ends (`false`); nested loads count. Engines may trade
+    /// read latency for write throughput in between.
+    fn bulk_mode(&self, on: bool);
+
+    /// Watch the data generation: changes after every committed write (coalesced), this
+    /// process's or, where the engine can tell, any other's.
+    fn watch_changes(&self) -> watch::Receiver<u64>;
+    /// Receive every batch of executions stored from now on.
+    fn subscribe_executions(&self) -> broadcast::Receiver<Arc<Vec<Execution>>>;
+
+    /// Make the store's files or tables compact (after a bulk load); may do nothing.
+    fn checkpoint(&self) -> Result<()>;
 }
 
-/// Check, before anything touches the disk, that `path` can be opened as `missing` asks: a plain
-/// file path (`check_location`), not a directory, and either an existing file, or (with
-/// `Missing::Create`) one whose directory exists. The error names the path and what to do.
-pub fn check_path(path: &Path, missing: Missing) -> std::result::Result<(), String> {
-    check_location(path)?;
-    if path.is_dir() {
-        return Err(format!(
-            "{} is a directory; give the database file's path, e.g. {}",
-            path.display(),
-            path.join("usage.db").display()
-        ));
-    }
-    if path.exists() {
-        return Ok(());
-    }
-    match missing {
-        Missing::Refuse => Err(format!(
-            "there is no database at {} (nothing was created)",
-            path.display()
-        )),
-        Missing::Create => match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(dir) if !dir.is_dir() => Err(format!(
-                "cannot create the database {}: the directory {} does not exist (check the \
-                 path for a typo, or create the directory first)",
-                path.display(),
-                dir.display()
-            )),
-            _ => Ok(()),
-        },
-    }
-}
-
-/// Why opening `path` failed, naming the path (SQLite's own messages do not).
-fn open_error(path: &Path, e: &Error) -> Error {
-    let not_a_database = matches!(
-        e,
-        Error::Store(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::NotADatabase
-    );
-    if not_a_database {
-        Error::Internal(format!(
-            "{} is not a SQLite database (SQLite: file is not a database); check the path",
-            path.display()
-        ))
-    } else {
-        let detail = match e {
-            Error::Store(s) => s.to_string(),
-            other => other.to_string(),
-        };
-        Error::Internal(format!(
-            "cannot open the database {}: {detail}",
-            path.display()
-        ))
-    }
-}
-
-impl Store {
-    /// Open the database at `path`, creating it when missing if its directory exists (see
-    /// `Missing::Create`), and migrate it.
-    pub fn open(path: &Path) -> Result<Store> {
-        Store::open_with(path, Missing::Create)
+impl dyn Store + '_ {
+    /// Run `f` on one consistent snapshot: every question it asks sees the same data.
+    pub fn read<T>(&self, f: impl FnOnce(&dyn Snapshot) -> Result<T>) -> Result<T> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.read_dyn(&mut |s| {
+            let f = f.take().expect("read_dyn calls its closure once");
+            out = Some(f(s)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Internal("the store answered no snapshot".into()))
     }
 
-    /// Open the database at `path` and migrate it; `missing` says what happens when there is no
-    /// file there yet. Every error names the path.
-    pub fn open_with(path: &Path, missing: Missing) -> Result<Store> {
-        check_path(path, missing).map_err(|m| Error::invalid("database path", m))?;
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if missing == Missing::Create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
-        let writer = (|| {
-            let mut writer = Connection::open_with_flags(path, flags)?;
-            configure(&writer)?;
-            writer.pragma_update(None, "journal_mode", "WAL")?;
-            writer.pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES)?;
-            schema::migrate(&mut writer)?;
-            Ok::<_, Error>(writer)
-        })()
-        .map_err(|e| open_error(path, &e))?;
-        Ok(Store {
-            path: path.to_owned(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-            generation: AtomicU64::new(0),
-            changed: watch::Sender::new(0),
-            inserted: broadcast::Sender::new(FEED_CAPACITY),
-            rollups: AtomicBool::new(true),
-            bulk: AtomicUsize::new(0),
-            watch: Mutex::new(None),
-        })
-    }
-
-    /// A read-only connection to the database (the read pool's and `data_version`'s).
-    fn open_reader(&self) -> Result<Connection> {
-        (|| {
-            let c = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            configure(&c)?;
-            Ok(c)
-        })()
-        .map_err(|e| open_error(&self.path, &e))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The current data generation (see the field).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// SQLite's `PRAGMA data_version` seen from a connection of its own: changes whenever any
-    /// other connection (this process's writer or another process) commits. With `generation`
-    /// it tells a cache whether anything changed.
-    pub fn data_version(&self) -> Result<i64> {
-        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-        if watch.is_none() {
-            *watch = Some(self.open_reader()?);
-        }
-        let c = watch.as_ref().expect("opened above");
-        Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?)
-    }
-
-    /// Does the store answer from the rollups? (See `set_rollups`.)
-    pub fn rollups(&self) -> bool {
-        self.rollups.load(Ordering::Acquire)
-    }
-
-    /// Answer reads from the rollups (`true`, the default) or from raw rows only (`false`: the
-    /// plain-SQL baseline of `bench` and the reference of the exactness tests).
-    pub fn set_rollups(&self, on: bool) {
-        self.rollups.store(on, Ordering::Release);
-    }
-
-    /// Run `f` on a read connection from the pool.
-    pub fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
-        let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            Some(c) => c,
-            None => self.open_reader()?,
-        };
-        // One read transaction: everything `f` reads comes from one snapshot (a plan checks that
-        // part of an hour is empty, then sums the hour's rollup: nothing may land in between).
-        conn.execute_batch("BEGIN")?;
-        let out = f(&Reader {
-            conn: &conn,
-            rollups: self.rollups.load(Ordering::Acquire),
-        });
-        conn.execute_batch("COMMIT")?;
-        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-        out
-    }
-
-    /// Run `f`, a bulk load, with the WAL checkpointed every `BULK_CHECKPOINT_PAGES` instead of
-    /// `LIVE_CHECKPOINT_PAGES`: a bulk import otherwise rewrites the same index pages into the
-    /// database file over and over (800 k records: 69 k/s → 91 k/s). Afterwards the WAL is
-    /// checkpointed, as a long one slows every read down (a week's executions: 50 ms with an
-    /// 80 MB WAL, 20 ms without).
-    pub fn bulk<T>(&self, f: impl FnOnce() -> T) -> T {
-        struct Done<'a>(&'a Store);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                if self.0.bulk.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    let c = self.0.writer.lock().unwrap_or_else(|p| p.into_inner());
-                    // Best effort: a failure here leaves the data as it is, only slower to read.
-                    let _ = c.pragma_update(None, "wal_autocheckpoint", LIVE_CHECKPOINT_PAGES);
-                    let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                }
-            }
-        }
-        if self.bulk.fetch_add(1, Ordering::AcqRel) == 0 {
-            let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = c.pragma_update(None, "wal_autocheckpoint", BULK_CHECKPOINT_PAGES);
-        }
-        let _done = Done(self);
-        f()
-    }
-
-    /// Run `f` inside one write transaction; commit when it returns `Ok`, roll back otherwise.
-    pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.changed.send_replace(generation);
-        Ok(out)
-    }
-
-    /// Watch the data generation: changes after every committed write (coalesced).
-    pub fn watch_changes(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
-    }
-
-    /// Receive every batch of executions the ingest path stores from now on.
-    pub fn subscribe_executions(&self) -> broadcast::Receiver<Arc<Vec<Execution>>> {
-        self.inserted.subscribe()
-    }
-
-    /// Does anyone listen to the executions feed? (Lets the write path skip building batches.)
-    pub fn wants_executions(&self) -> bool {
-        self.inserted.receiver_count() > 0
-    }
-
-    /// Hand newly committed executions to the feed's subscribers, if any.
-    pub fn publish_executions(&self, batch: Vec<Execution>) {
-        if !batch.is_empty() {
-            // An error only means nobody listens.
-            let _ = self.inserted.send(Arc::new(batch));
-        }
-    }
-
-    /// Move the write-ahead log into the database file and truncate it (so the file size is the
-    /// store's size).
-    pub fn checkpoint(&self) -> Result<()> {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    /// Is the database reachable? (A trivial query on a pooled read connection.)
+    /// Is the database reachable?
     pub fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .map(|_| ())
+        self.read(|_| Ok(()))
     }
 
     /// Is the database empty of executions?
     pub fn is_empty(&self) -> Result<bool> {
-        self.read(|c| Ok(query::execution_count(c)? == 0))
-    }
-}
-
-/// Close the read connections first and the writer last. SQLite checkpoints the write-ahead log
-/// into the database and deletes the `-wal` and `-shm` files when the last connection to a
-/// database closes, but only a connection that may write can do that: were a read-only pool
-/// connection the last to go (fields drop in declaration order, the writer first), both files
-/// would stay behind after every command.
-impl Drop for Store {
-    fn drop(&mut self) {
-        let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
-        drop(readers);
-        drop(
-            self.watch
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
-        // Dropping `writer` now closes the last connection of this store.
-    }
-}
-
-fn configure(c: &Connection) -> Result<()> {
-    c.busy_timeout(BUSY_TIMEOUT)?;
-    c.pragma_update(None, "foreign_keys", "ON")?;
-    c.pragma_update(None, "synchronous", "NORMAL")?;
-    c.pragma_update(None, "cache_size", -65536)?;
-    c.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_version_sees_writes_of_other_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("usage.db");
-        let a = Store::open(&path).unwrap();
-        let before = a.data_version().unwrap();
-        assert_eq!(a.data_version().unwrap(), before);
-        // Another store on the same file stands for another process.
-        let b = Store::open(&path).unwrap();
-        b.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('m')", [])?))
-            .unwrap();
-        assert_ne!(a.data_version().unwrap(), before);
-        let seen = a.data_version().unwrap();
-        a.write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('n')", [])?))
-            .unwrap();
-        assert_ne!(a.data_version().unwrap(), seen);
+        self.read(|s| Ok(s.execution_count()? == 0))
     }
 
-    /// The files SQLite keeps beside `db` while a connection is open.
-    fn sidecars(db: &Path) -> Vec<PathBuf> {
-        ["-wal", "-shm"]
-            .iter()
-            .map(|s| PathBuf::from(format!("{}{s}", db.display())))
-            .filter(|p| p.exists())
-            .collect()
-    }
-
-    #[test]
-    fn dropping_the_store_removes_the_wal_and_shm_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("usage.db");
-        let store = Store::open(&path).unwrap();
-        store
-            .write(|tx| Ok(tx.execute("INSERT INTO models (name) VALUES ('m')", [])?))
-            .unwrap();
-        // Two read connections in the pool at once, and the data_version one.
-        store
-            .read(|_| store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)))
-            .unwrap();
-        store.data_version().unwrap();
-        assert_eq!(store.readers.lock().unwrap().len(), 2);
-        assert_eq!(sidecars(&path).len(), 2, "WAL mode while open");
-        drop(store);
-        assert_eq!(sidecars(&path), Vec::<PathBuf>::new());
-        // Nothing was lost: the log went into the database file.
-        let again = Store::open_with(&path, Missing::Refuse).unwrap();
-        let n: i64 = again
-            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM models", [], |r| r.get(0))?))
-            .unwrap();
-        assert_eq!(n, 1);
-    }
-
-    #[test]
-    fn locations_other_than_a_file_path_are_refused_by_name() {
-        let cases = [
-            (
-                "file:x.db?mode=rwc",
-                "\"file:x.db?mode=rwc\" is an SQLite URI, which is not supported; give a plain file path instead (here: \"x.db\")",
-            ),
-            (
-                ":memory:",
-                "\":memory:\" (an in-memory database) is not supported: every connection of the store would see a database of its own, and the data would vanish when the command ends; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
-            ),
-            (
-                "postgres://u@h/db",
-                "\"postgres://u@h/db\" is a URL (postgres://), which is not supported; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
-            ),
-            (
-                "",
-                "\"\" is empty; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
-            ),
-        ];
-        for (given, message) in cases {
-            assert_eq!(check_location(Path::new(given)), Err(message.to_owned()));
+    /// Run `f`, a bulk load, in bulk mode (`Store::bulk_mode`).
+    pub fn bulk<T>(&self, f: impl FnOnce() -> T) -> T {
+        struct Done<'a, 'b>(&'a (dyn Store + 'b));
+        impl Drop for Done<'_, '_> {
+            fn drop(&mut self) {
+                self.0.bulk_mode(false);
+            }
         }
-        let long = format!("file:{}", "a".repeat(500));
-        let m = check_location(Path::new(&long)).unwrap_err();
-        assert!(
-            m.starts_with(&format!("\"file:{}\"… (505 characters)", "a".repeat(75))),
-            "{m}"
-        );
-        assert!(m.len() < 300, "{m}");
-        for fine in [
-            "usage.db",
-            "./data/usage.db",
-            "/tmp/a:b.db",
-            "dir/file:x.db",
-        ] {
-            assert_eq!(check_location(Path::new(fine)), Ok(()), "{fine}");
-        }
+        self.bulk_mode(true);
+        let _done = Done(self);
+        f()
     }
+}
 
-    #[test]
-    fn a_missing_directory_or_database_is_not_created() {
-        let dir = tempfile::tempdir().unwrap();
-        let typo = dir.path().join("no-such-dir").join("usage.db");
-        let e = Store::open(&typo).err().unwrap().to_string();
-        assert_eq!(
-            e,
-            format!(
-                "database path: cannot create the database {}: the directory {} does not exist (check the path for a typo, or create the directory first)",
-                typo.display(),
-                dir.path().join("no-such-dir").display()
-            )
-        );
-        assert!(!dir.path().join("no-such-dir").exists());
-        let missing = dir.path().join("usage.db");
-        let e = Store::open_with(&missing, Missing::Refuse)
-            .err()
-            .unwrap()
-            .to_string();
-        assert_eq!(
-            e,
-            format!(
-                "database path: there is no database at {} (nothing was created)",
-                missing.display()
-            )
-        );
-        assert!(!missing.exists());
-        Store::open(&missing).unwrap();
-        assert!(missing.exists());
+/// One consistent view of the data and the typed questions the dashboard asks of it. A
+/// `Filter` names agents and models; an unknown name matches nothing.
+pub trait Snapshot {
+    /// Sums over the window.
+    fn totals(&self, w: &Window, f: &Filter) -> Result<Totals>;
+    /// The 95th percentile of the known durations (nearest rank; SPEC §2.3's tolerance when
+    /// answered from histograms).
+    fn p95_duration(&self, w: &Window, f: &Filter) -> Result<Option<f64>>;
+    /// Per-agent sums (agents with at least one execution), in no set order.
+    fn agent_totals(&self, w: &Window, f: &Filter) -> Result<Vec<AgentTotals>>;
+    /// Per-model sums, in no set order.
+    fn model_totals(&self, w: &Window, f: &Filter) -> Result<Vec<ModelTotals>>;
+    /// Sums per time unit of `unit` ms (`ts / unit`) and per agent id or model name when asked
+    /// (`""` for `GroupKey::None`); each (unit, key) once.
+    fn grouped(
+        &self,
+        w: &Window,
+        f: &Filter,
+        unit: Millis,
+        key: GroupKey,
+    ) -> Result<Vec<(i64, String, Totals)>>;
+    /// A page of executions, newest first, ties by id; and how many match in all.
+    fn executions(
+        &self,
+        w: &Window,
+        ef: &ExecutionFilter,
+        limit: u32,
+        offset: u64,
+        cancel: &Cancel,
+    ) -> Result<(i64, Vec<ExecutionRow>)>;
+    /// The detector's series: every non-empty (agent, UTC hour) of `range` for `agents`, one
+    /// run per agent ordered by agent id.
+    fn series(&self, range: &Window, agents: &Agents) -> Result<Vec<AgentRun>>;
+    /// The generation of the latest write (0: none).
+    fn latest_gen(&self) -> Result<i64>;
+    /// The (agent id, hour) pairs written to after generation `seen` (`TooMany` past `limit`).
+    fn changes_since(&self, seen: i64, limit: usize) -> Result<Changes>;
+    /// Every agent id stored.
+    fn agent_ids(&self) -> Result<Vec<String>>;
+    /// The budget of `scope`, or every budget (the global one first, then by scope).
+    fn budgets(&self, scope: Option<&str>) -> Result<Vec<Budget>>;
+    /// Cost of `[start, end)` within a budget scope (`GLOBAL`: every agent).
+    fn cost_between(&self, scope: &str, start: Millis, end: Millis) -> Result<Nanos>;
+    /// How many executions are stored.
+    fn execution_count(&self) -> Result<i64>;
+    /// The ids of the first `n` agents stored (the benchmark's sample).
+    fn first_agent_ids(&self, n: u32) -> Result<Vec<String>>;
+}
+
+/// Where the database is: a `postgres://` (or `postgresql://`) URL, or a SQLite file path.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// Open the store at `location` (see `is_postgres`), migrating it; `missing` says what a SQLite
+/// path without a file does.
+pub fn open(location: &str, missing: Missing) -> Result<Arc<dyn Store>> {
+    if is_postgres(location) {
+        Err(Error::invalid("database", "PostgreSQL is not built in yet"))
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::open_with(
+            std::path::Path::new(location),
+            missing,
+        )?))
     }
+}
 
-    #[test]
-    fn a_file_that_is_not_a_database_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notes.txt");
-        std::fs::write(&path, "hello, this is not SQLite\n".repeat(100)).unwrap();
-        let e = Store::open(&path).err().unwrap().to_string();
-        assert_eq!(
-            e,
-            format!(
-                "{} is not a SQLite database (SQLite: file is not a database); check the path",
-                path.display()
-            )
-        );
-        let e = Store::open(dir.path()).err().unwrap().to_string();
-        assert_eq!(
-            e,
-            format!(
-                "database path: {} is a directory; give the database file's path, e.g. {}",
-                dir.path().display(),
-                dir.path().join("usage.db").display()
-            )
-        );
+/// For the test suites: a new, empty store of the engine under test. SQLite (a file in `dir`)
+/// unless `DASHBOARD_MCP_TEST_ENGINE=postgres`, then a throwaway PostgreSQL database.
+#[doc(hidden)]
+pub mod testing {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::{SqliteStore, Store};
+
+    pub fn open(dir: &Path) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&dir.join("usage.db")).expect("open the test store"))
     }
 }

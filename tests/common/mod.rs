@@ -22,13 +22,18 @@ pub fn fixture_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/small.jsonl")
 }
 
+/// A new, empty store of the engine under test, its files (if any) in `dir`.
+pub fn open_store(dir: &Path) -> Arc<dyn Store> {
+    dashboard_mcp::store::testing::open(dir)
+}
+
 /// An empty store with the clock pinned at `now`.
 pub fn empty(now: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("usage.db")).unwrap();
+    let store = open_store(dir.path());
     let clock = Clock::Fixed(parse_rfc3339("now", now).unwrap());
     Env {
-        dashboard: Dashboard::new(Arc::new(store), clock, Zone::default()),
+        dashboard: Dashboard::new(store, clock, Zone::default()),
         dir,
     }
 }
@@ -38,7 +43,7 @@ pub fn fixture() -> (Env, ImportReport) {
     let env = empty(NOW);
     let file = std::fs::File::open(fixture_path()).unwrap();
     let report = ingest::import(
-        &env.dashboard.store,
+        &*env.dashboard.store,
         vec![Source {
             name: "small.jsonl".into(),
             reader: Box::new(file),

@@ -5,40 +5,10 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::error::{Error, Result};
-use crate::money::Nanos;
 use crate::time::Millis;
 
 use super::rollup::Pending;
-
-/// A validated execution, ready to store (see `ingest` for where it comes from).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Execution {
-    pub id: String,
-    pub ts: Millis,
-    pub agent_id: String,
-    pub agent_name: Option<String>,
-    pub model: String,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
-    pub cost: Nanos,
-    pub duration_ms: Option<f64>,
-    pub success: bool,
-    pub error: Option<String>,
-    pub status_code: Option<i64>,
-    pub session_id: Option<String>,
-    pub task_type: Option<String>,
-    /// Compact JSON text of the `metadata` object.
-    pub metadata: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InsertOutcome {
-    Inserted,
-    /// An execution with this id is already stored; nothing changed.
-    Duplicate,
-}
+use crate::store::{Execution, InsertOutcome};
 
 /// Inserts executions into one transaction, remembering the agent and model keys it has seen and
 /// counting what the rollups gain; `finish` writes those before the transaction commits.

@@ -25,130 +25,15 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, Transaction};
 
 use crate::error::Result;
-use crate::money::Nanos;
 use crate::time::{Millis, Window, HOUR};
 
-use super::query::{keys, Filter, Totals};
-use super::rollup::{Keys, Plan};
+use super::query::keys;
+use super::rollup::Keys;
 use super::{pos, Reader};
+use crate::store::{AgentRun, Agents, Changes, Filter, HourSums, Plan, Totals};
 
 const TOKENS: &str =
     "e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens";
-
-/// Sums over one agent's executions in one hour, as the detector reads them (nano-dollars,
-/// tokens, milliseconds). Built from the exact integer `HourSums`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct HourStats {
-    pub calls: i64,
-    pub errors: i64,
-    pub tokens: i64,
-    pub cost: Nanos,
-    /// Per-execution sums of squares and maxima of cost and tokens: the spread of one call, and
-    /// whether an hour's excess is down to a single execution.
-    pub cost_sq_sum: f64,
-    pub tokens_sq_sum: f64,
-    pub max_cost: Nanos,
-    pub max_tokens: i64,
-    /// Successful executions with a known duration, the sum of their durations and of their
-    /// squares. Latency is judged on successful calls only: a fast 429 or a 30 s timeout moves
-    /// the mean for reasons the error rate already reports.
-    pub ok_timed: i64,
-    pub ok_duration_sum: f64,
-    pub ok_duration_sq_sum: f64,
-    /// The slowest successful call (0 without any).
-    pub ok_duration_max: f64,
-}
-
-/// One `agent_hour` row: the agent's totals of the hour, as every tool sums them, and the exact
-/// integer sums the detector adds (see the module docs for the units).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct HourSums {
-    pub totals: Totals,
-    /// Σ (cost in micro-dollars, rounded)².
-    pub cost_sq: i128,
-    /// Σ tokens².
-    pub tokens_sq: i128,
-    pub max_cost: Nanos,
-    pub max_tokens: i64,
-    pub ok_timed: i64,
-    /// Σ duration in microseconds (rounded), successful timed calls.
-    pub ok_us: i128,
-    /// Σ (duration in whole milliseconds, rounded)², successful timed calls.
-    pub ok_ms_sq: i128,
-    /// The slowest successful call, microseconds.
-    pub ok_max_us: i64,
-}
-
-/// Nano-dollars to the micro-dollars cost squares are taken in (cost ≥ 0).
-fn micro(cost: Nanos) -> i128 {
-    (i128::from(cost) + 500) / 1000
-}
-
-impl HourSums {
-    /// Count one execution.
-    pub fn add(&mut self, success: bool, tokens: i64, cost: Nanos, duration_ms: Option<f64>) {
-        self.totals.add(&Totals {
-            calls: 1,
-            errors: i64::from(!success),
-            tokens,
-            cost,
-            timed: i64::from(duration_ms.is_some()),
-            duration_sum: duration_ms.unwrap_or(0.0),
-        });
-        self.cost_sq += micro(cost) * micro(cost);
-        self.tokens_sq += i128::from(tokens) * i128::from(tokens);
-        self.max_cost = self.max_cost.max(cost);
-        self.max_tokens = self.max_tokens.max(tokens);
-        if let (true, Some(d)) = (success, duration_ms) {
-            // Ingest accepts 0 ≤ d ≤ 1e12 ms: both fit an i64 (and the square an i128) exactly.
-            let us = (d * 1000.0).round() as i64;
-            let ms = i128::from(d.round() as i64);
-            self.ok_timed += 1;
-            self.ok_us += i128::from(us);
-            self.ok_ms_sq += ms * ms;
-            self.ok_max_us = self.ok_max_us.max(us);
-        }
-    }
-
-    /// Add another group's sums.
-    pub fn merge(&mut self, o: &HourSums) {
-        self.totals.add(&o.totals);
-        self.cost_sq += o.cost_sq;
-        self.tokens_sq += o.tokens_sq;
-        self.max_cost = self.max_cost.max(o.max_cost);
-        self.max_tokens = self.max_tokens.max(o.max_tokens);
-        self.ok_timed += o.ok_timed;
-        self.ok_us += o.ok_us;
-        self.ok_ms_sq += o.ok_ms_sq;
-        self.ok_max_us = self.ok_max_us.max(o.ok_max_us);
-    }
-
-    /// The detector's view, in nano-dollars, tokens and milliseconds.
-    pub fn stats(&self) -> HourStats {
-        HourStats {
-            calls: self.totals.calls,
-            errors: self.totals.errors,
-            tokens: self.totals.tokens,
-            cost: self.totals.cost,
-            cost_sq_sum: self.cost_sq as f64 * 1e6,
-            tokens_sq_sum: self.tokens_sq as f64,
-            max_cost: self.max_cost,
-            max_tokens: self.max_tokens,
-            ok_timed: self.ok_timed,
-            ok_duration_sum: self.ok_us as f64 / 1000.0,
-            ok_duration_sq_sum: self.ok_ms_sq as f64,
-            ok_duration_max: self.ok_max_us as f64 / 1000.0,
-        }
-    }
-}
-
-/// One agent's non-empty hours, ascending: (start of the UTC hour in milliseconds, sums).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentRun {
-    pub agent_key: i64,
-    pub agent_id: String,
-    pub hours: Vec<(Millis, HourStats)>,
-}
 
 const LIMB: u32 = 32;
 const LIMB_MASK: i128 = (1 << LIMB) - 1;
@@ -278,27 +163,8 @@ pub fn backfill(tx: &Transaction<'_>) -> Result<()> {
     upsert(tx, &sums, None)
 }
 
-/// Every non-empty (agent, UTC hour) of `range`, optionally for one agent only, one run per
-/// agent ordered by agent id. `range.start` should be an hour boundary, or its first hour is
-/// partial.
-///
-/// Whole hours come from the `agent_hour` rollup and partial edges from raw rows, unless the
-/// reader is told not to use rollups (then every hour is summed from raw rows).
-pub fn agent_hours(c: &Reader<'_>, range: &Window, agent: Option<&str>) -> Result<Vec<AgentRun>> {
-    let filter = Filter {
-        agent: agent.map(str::to_owned),
-        model: None,
-    };
-    let only = match keys(c, &filter)? {
-        Some(Keys { agent: Some(k), .. }) => Agents::One(k),
-        Some(_) => Agents::All,
-        None => return Ok(Vec::new()),
-    };
-    series(c, range, only)
-}
-
 /// Every agent: key → id.
-pub fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
+fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
     Ok(c.prepare_cached("SELECT key, id FROM agents")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
@@ -308,15 +174,6 @@ pub fn agent_ids(c: &Connection) -> Result<HashMap<i64, String>> {
 /// stored, so generations only grow (rows are never deleted).
 pub fn next_gen(tx: &Transaction<'_>) -> Result<i64> {
     Ok(latest_gen(tx)? + 1)
-}
-
-/// What was written since a generation of `agent_hour` (see `next_gen`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Changes {
-    /// The (agent key, UTC hour start) pairs written to after the point, up to generation `gen`.
-    Touched { gen: i64, pairs: Vec<(i64, Millis)> },
-    /// More than the limit of pairs: start afresh from `gen`.
-    TooMany { gen: i64 },
 }
 
 /// The generation of the latest write (0: none since migration 5).
@@ -348,32 +205,56 @@ pub fn changes_since(c: &Connection, seen: i64, limit: usize) -> Result<Changes>
         pairs.push((agent, hour * HOUR));
         gen = gen.max(g);
     }
+    drop(rows);
+    let ids = agent_ids(c)?;
+    let mut pairs: Vec<(String, Millis)> = pairs
+        .into_iter()
+        .filter_map(|(agent, hour)| Some((ids.get(&agent)?.clone(), hour)))
+        .collect();
     pairs.sort_unstable();
     Ok(Changes::Touched { gen, pairs })
 }
 
-/// Which agents a series query reads.
+/// Which agents a series query reads, by key.
 #[derive(Debug, Clone, Copy)]
-pub enum Agents {
+enum Sel {
     All,
     One(i64),
     /// Keys ≡ .0 (mod .1).
     Part(i64, i64),
 }
 
-impl Agents {
+impl Sel {
     /// The SQL condition on the agent key column `col`, and its parameters.
     fn condition(self, col: &str) -> (String, Vec<i64>) {
         match self {
-            Agents::All => ("1".into(), vec![]),
-            Agents::One(k) => (format!("{col} = ?"), vec![k]),
-            Agents::Part(part, parts) => (format!("{col} % ? = ?"), vec![parts, part]),
+            Sel::All => ("1".into(), vec![]),
+            Sel::One(k) => (format!("{col} = ?"), vec![k]),
+            Sel::Part(part, parts) => (format!("{col} % ? = ?"), vec![parts, part]),
         }
     }
 }
 
-/// The agents' series of `range` (see `agent_hours`) for the agents `key` selects.
-pub fn series(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRun>> {
+/// Every non-empty (agent, UTC hour) of `range` for `agents`, one run per agent ordered by
+/// agent id. `range.start` should be an hour boundary, or its first hour is partial.
+///
+/// Whole hours come from the `agent_hour` rollup and partial edges from raw rows, unless the
+/// reader is told not to use rollups (then every hour is summed from raw rows).
+pub fn series(c: &Reader<'_>, range: &Window, agents: &Agents) -> Result<Vec<AgentRun>> {
+    let key = match agents {
+        Agents::All => Sel::All,
+        Agents::Part(part, parts) => Sel::Part(*part, *parts),
+        Agents::One(id) => {
+            let filter = Filter {
+                agent: Some(id.clone()),
+                model: None,
+            };
+            match keys(c, &filter)? {
+                Some(Keys { agent: Some(k), .. }) => Sel::One(k),
+                _ => return Ok(Vec::new()),
+            }
+        }
+    };
     // agent key → (hour number, sums), each in hour order once sorted.
     let mut by_agent: HashMap<i64, Vec<(i64, HourSums)>> = HashMap::new();
     let mut edges: HashMap<(i64, i64), HourSums> = HashMap::new();
@@ -395,7 +276,6 @@ pub fn series(c: &Reader<'_>, range: &Window, key: Agents) -> Result<Vec<AgentRu
             // Rollup hours arrive in order; the (at most two) edge hours were pushed last.
             hours.sort_unstable_by_key(|h| h.0);
             Some(AgentRun {
-                agent_key: agent,
                 agent_id: ids.get(&agent)?.clone(),
                 hours: hours
                     .into_iter()
@@ -417,7 +297,7 @@ fn raw_sums(
     c: &Connection,
     start: Millis,
     end: Millis,
-    agents: Agents,
+    agents: Sel,
     groups: &mut HashMap<(i64, i64), HourSums>,
 ) -> Result<()> {
     if start >= end {
@@ -448,7 +328,7 @@ fn rollup_sums(
     c: &Connection,
     from: i64,
     to: i64,
-    agents: Agents,
+    agents: Sel,
     by_agent: &mut HashMap<i64, Vec<(i64, HourSums)>>,
 ) -> Result<()> {
     let cols = "h.hour, h.agent, calls, errors, tokens, cost, cost_sq_hi, cost_sq_lo, tokens_sq_hi,

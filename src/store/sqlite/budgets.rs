@@ -7,23 +7,10 @@ use crate::error::{Error, Result};
 use crate::money::Nanos;
 use crate::time::{Millis, Window};
 
-use super::query::{self, Filter};
+use super::query;
 use super::{pos, Reader};
+use crate::store::{Budget, Filter, GLOBAL};
 use crate::wire::BudgetPeriod;
-
-/// The scope of the budget that covers every agent together.
-pub const GLOBAL: &str = "global";
-
-/// A stored budget.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Budget {
-    /// `GLOBAL` or an agent id.
-    pub scope: String,
-    pub limit: Nanos,
-    pub period: BudgetPeriod,
-    /// Whole percents, strictly increasing.
-    pub thresholds: Vec<u32>,
-}
 
 const COLUMNS: &str = "scope, limit_nanos, period, thresholds";
 

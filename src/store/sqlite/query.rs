@@ -9,91 +9,13 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use crate::cancel::Cancel;
 use crate::error::Result;
-use crate::money::Nanos;
 use crate::time::{Millis, Window, DAY, HOUR};
 
-use super::rollup::{self, By, Keys, Plan};
+use super::rollup::{self, By, Keys};
 use super::{pos, Reader};
-
-/// Optional filters shared by the queries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Filter {
-    pub agent: Option<String>,
-    pub model: Option<String>,
-}
-
-/// Sums over a set of executions.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Totals {
-    pub calls: i64,
-    pub errors: i64,
-    pub tokens: i64,
-    pub cost: Nanos,
-    /// Executions with a known duration, and the sum of their durations.
-    pub timed: i64,
-    pub duration_sum: f64,
-}
-
-impl Totals {
-    pub fn add(&mut self, o: &Totals) {
-        self.calls += o.calls;
-        self.errors += o.errors;
-        self.tokens += o.tokens;
-        self.cost += o.cost;
-        self.timed += o.timed;
-        self.duration_sum += o.duration_sum;
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentTotals {
-    pub id: String,
-    pub name: String,
-    pub totals: Totals,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelTotals {
-    pub name: String,
-    pub totals: Totals,
-}
-
-/// What `grouped` splits each time unit by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKey {
-    None,
-    Agent,
-    Model,
-}
-
-/// Executions listing filters.
-#[derive(Debug, Clone, Default)]
-pub struct ExecutionFilter {
-    pub filter: Filter,
-    /// `Some(true)`: successes only; `Some(false)`: errors only.
-    pub success: Option<bool>,
-}
-
-/// One stored execution as listed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecutionRow {
-    pub id: String,
-    pub ts: Millis,
-    pub agent_id: String,
-    pub model: String,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
-    pub cost: Nanos,
-    pub duration_ms: Option<f64>,
-    pub success: bool,
-    pub error: Option<String>,
-    pub status_code: Option<i64>,
-    pub session_id: Option<String>,
-    pub task_type: Option<String>,
-    pub metadata: Option<String>,
-}
+use crate::store::{
+    p95_of, AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Plan, Totals,
+};
 
 pub(crate) const TOTALS_COLUMNS: &str = "COUNT(*), COALESCE(SUM(e.success = 0), 0),
     COALESCE(SUM(e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens), 0),
@@ -431,7 +353,7 @@ pub fn p95_duration(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<f64
     if hist.values().sum::<i64>() <= EXACT_P95_MAX {
         return exact_p95_duration(c, w, f);
     }
-    Ok(rollup::p95_of(&hist))
+    Ok(p95_of(&hist))
 }
 
 /// `raw_p95_duration`'s value with one pass over the rows: the durations are streamed and the
