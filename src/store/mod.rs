@@ -13,6 +13,7 @@
 //! database). `open` picks one from a location.
 
 mod plan;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -25,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::money::Nanos;
 use crate::time::{Millis, Window};
 
-pub use plan::{bucket_value, latency_bucket, p95_of, Plan};
+pub use plan::{bucket_value, latency_bucket, p95_of, Plan, EXACT_P95_MAX};
 pub use sqlite::{check_location, check_path, Missing, SqliteStore};
 pub use types::*;
 
@@ -188,7 +189,7 @@ pub fn is_postgres(location: &str) -> bool {
 /// path without a file does.
 pub fn open(location: &str, missing: Missing) -> Result<Arc<dyn Store>> {
     if is_postgres(location) {
-        Err(Error::invalid("database", "PostgreSQL is not built in yet"))
+        Ok(Arc::new(postgres::PgStore::open(location)?))
     } else {
         Ok(Arc::new(sqlite::SqliteStore::open_with(
             std::path::Path::new(location),
@@ -198,15 +199,39 @@ pub fn open(location: &str, missing: Missing) -> Result<Arc<dyn Store>> {
 }
 
 /// For the test suites: a new, empty store of the engine under test. SQLite (a file in `dir`)
-/// unless `DASHBOARD_MCP_TEST_ENGINE=postgres`, then a throwaway PostgreSQL database.
+/// unless `DASHBOARD_MCP_TEST_ENGINE=postgres`, then a throwaway database on the server of
+/// `DASHBOARD_MCP_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`), dropped
+/// with the store.
 #[doc(hidden)]
 pub mod testing {
     use std::path::Path;
     use std::sync::Arc;
 
-    use super::{SqliteStore, Store};
+    use super::{postgres::PgStore, SqliteStore, Store};
+
+    /// The server the PostgreSQL runs of the suites use.
+    pub fn postgres_url() -> String {
+        std::env::var("DASHBOARD_MCP_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// Is the suite running against PostgreSQL?
+    pub fn on_postgres() -> bool {
+        std::env::var("DASHBOARD_MCP_TEST_ENGINE").is_ok_and(|e| e == "postgres")
+    }
 
     pub fn open(dir: &Path) -> Arc<dyn Store> {
-        Arc::new(SqliteStore::open(&dir.join("usage.db")).expect("open the test store"))
+        if on_postgres() {
+            let url = postgres_url();
+            Arc::new(PgStore::throwaway(&url).unwrap_or_else(|e| {
+                panic!(
+                    "DASHBOARD_MCP_TEST_ENGINE=postgres but no throwaway database could be made on \
+                     {url}: {e}; point DASHBOARD_MCP_TEST_POSTGRES at a PostgreSQL server \
+                     (postgres://user@host:port/db) whose user may create databases"
+                )
+            }))
+        } else {
+            Arc::new(SqliteStore::open(&dir.join("usage.db")).expect("open the test store"))
+        }
     }
 }

@@ -156,6 +156,10 @@ pub(crate) fn ceil(t: Millis, unit: Millis) -> Millis {
     -floor(-t, unit)
 }
 
+/// Up to this many timed executions in a window, the p95 is the exact nearest-rank value from
+/// raw rows (sorting that many durations takes a few milliseconds); above, the histograms'.
+pub const EXACT_P95_MAX: i64 = 20_000;
+
 /// The nearest-rank 95th percentile of a histogram, as its bucket's value.
 pub fn p95_of(hist: &BTreeMap<i64, i64>) -> Option<f64> {
     let n: i64 = hist.values().sum();

@@ -14,7 +14,8 @@ use crate::time::{Millis, Window, DAY, HOUR};
 use super::rollup::{self, By, Keys};
 use super::{pos, Reader};
 use crate::store::{
-    p95_of, AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Plan, Totals,
+    p95_of, AgentTotals, ExecutionFilter, ExecutionRow, Filter, GroupKey, ModelTotals, Plan,
+    Totals, EXACT_P95_MAX,
 };
 
 pub(crate) const TOTALS_COLUMNS: &str = "COUNT(*), COALESCE(SUM(e.success = 0), 0),
@@ -329,10 +330,6 @@ pub fn totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Totals> {
     }
     Ok(t)
 }
-
-/// Up to this many timed executions in a window, the p95 is the exact nearest-rank value from
-/// raw rows (sorting that many durations takes a few milliseconds); above, the histograms'.
-pub const EXACT_P95_MAX: i64 = 20_000;
 
 /// The 95th percentile of the known durations: the exact nearest-rank value when the window
 /// holds no whole hour or at most `EXACT_P95_MAX` timed executions, else within 0.7 % of it

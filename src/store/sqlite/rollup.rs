@@ -14,7 +14,7 @@
 //! own `SUM` does on the plan). The p95 comes from histograms (one blob per agent and hour or
 //! day) with 50 log-spaced buckets per octave, reporting the bucket's geometric middle: at most
 //! 2^(1/100) − 1 ≈ 0.70 % from the nearest-rank value (SPEC §2.3 allows 1 %).
-//! A window with no whole hour, or with few enough timed executions (`query::EXACT_P95_MAX`),
+//! A window with no whole hour, or with few enough timed executions (`store::EXACT_P95_MAX`),
 //! gets the exact nearest-rank p95 from raw rows instead.
 
 use std::collections::{BTreeMap, HashMap};

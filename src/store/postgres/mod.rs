@@ -1,0 +1,401 @@
+//! The PostgreSQL engine: several dashboard servers (replicas) over one database. Opening
+//! migrates (`schema`), reads run on pooled connections in one `REPEATABLE READ READ ONLY`
+//! transaction each (`read`), writes take the generation row first (`write`).
+//!
+//! Many replicas behave as one service:
+//! - the generation lives in the database (`meta.generation`), so `version()`, the cache key,
+//!   changes with a write through any replica;
+//! - every write transaction sends `NOTIFY dashboard_mcp, '<generation>'`; each replica's
+//!   listener thread turns it into `watch_changes` and, for the live feed, reads the rows of that
+//!   generation (`executions.gen`) and broadcasts them: subscribers of every replica see every
+//!   write, their own replica's included, once;
+//! - the anomaly memo asks what changed since a generation (`agent_hour.gen`), whichever
+//!   replica wrote it.
+
+mod read;
+mod schema;
+mod write;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, IsolationLevel, NoTls};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{Error, Result};
+
+use super::{Atomic, Budget, Execution, Outcome, Snapshot, Store, Version};
+
+/// The `LISTEN` / `NOTIFY` channel of data changes.
+pub(crate) const CHANNEL: &str = "dashboard_mcp";
+/// Idle pooled connections kept open.
+const MAX_IDLE: usize = 8;
+/// Write batches the live feed keeps for a subscriber that is behind.
+const FEED_CAPACITY: usize = 64;
+/// How long the listener waits for a notification before checking whether it should stop.
+const LISTEN_TICK: Duration = Duration::from_millis(200);
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        // The server's message (and detail) when there is one, else the driver's.
+        match e.as_db_error() {
+            Some(db) => Error::Store(match db.detail() {
+                Some(d) => format!("{} ({d})", db.message()),
+                None => db.message().to_owned(),
+            }),
+            None => Error::Store(e.to_string()),
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PgStore {
+    /// The connection URL (`describe` shows it without a password).
+    url: String,
+    idle: Mutex<Vec<Client>>,
+    /// Writers of this replica go one at a time (the database orders all replicas' writers on
+    /// the generation row anyway); holds the months whose partitions are known to exist.
+    writer: Mutex<(Option<Client>, HashSet<i64>)>,
+    rollups: AtomicBool,
+    shared: Arc<Shared>,
+    listener: Option<std::thread::JoinHandle<()>>,
+    /// A test's throwaway database: (URL of the database to drop it from, its name).
+    throwaway: Option<(String, String)>,
+}
+
+/// What the listener thread shares with the store.
+struct Shared {
+    changed: watch::Sender<u64>,
+    inserted: broadcast::Sender<Arc<Vec<Execution>>>,
+    stop: AtomicBool,
+}
+
+fn connect(url: &str) -> Result<Client> {
+    Client::connect(url, NoTls).map_err(|e| {
+        Error::Internal(format!(
+            "cannot connect to the database {}: {}",
+            redact(url),
+            Error::from(e)
+                .to_string()
+                .trim_start_matches("store error: ")
+        ))
+    })
+}
+
+/// `url` without its password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            match user.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &user[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://user@host:port/db`), migrate, and start listening for
+    /// other replicas' writes.
+    pub fn open(url: &str) -> Result<PgStore> {
+        let mut c = connect(url)?;
+        schema::migrate(&mut c)?;
+        let generation: i64 = c.query_one("SELECT generation FROM meta", &[])?.get(0);
+        let shared = Arc::new(Shared {
+            changed: watch::Sender::new(generation as u64),
+            inserted: broadcast::Sender::new(FEED_CAPACITY),
+            stop: AtomicBool::new(false),
+        });
+        let mut listen = connect(url)?;
+        listen.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+        let fetch = connect(url)?;
+        let listener = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("pg-listen".into())
+                .spawn(move || listen_loop(listen, fetch, &shared))
+                .map_err(|e| Error::Internal(format!("cannot start the listener: {e}")))?
+        };
+        Ok(PgStore {
+            url: url.to_owned(),
+            idle: Mutex::new(vec![c]),
+            writer: Mutex::new((None, HashSet::new())),
+            rollups: AtomicBool::new(true),
+            shared,
+            listener: Some(listener),
+            throwaway: None,
+        })
+    }
+
+    /// A new, empty database on the server of `admin_url`, dropped with the store (tests).
+    pub fn throwaway(admin_url: &str) -> Result<PgStore> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "dmcp_test_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        connect(admin_url)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let url = match admin_url.rfind('/') {
+            Some(i) if i > admin_url.find("://").map_or(0, |s| s + 2) => {
+                let (base, rest) = admin_url.split_at(i);
+                let query = rest.find('?').map_or("", |q| &rest[q..]);
+                format!("{base}/{name}{query}")
+            }
+            _ => format!("{admin_url}/{name}"),
+        };
+        let mut store = PgStore::open(&url)?;
+        store.throwaway = Some((admin_url.to_owned(), name));
+        Ok(store)
+    }
+
+    fn take(&self) -> Result<Client> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => connect(&self.url),
+        }
+    }
+
+    fn give(&self, c: Client) {
+        if c.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(c);
+        }
+    }
+
+    /// Run `f` in a write transaction that bumps the generation and notifies every replica.
+    fn bump<T>(&self, f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut c = self.take()?;
+        let out = (|| {
+            let mut tx = c.transaction()?;
+            let gen: i64 = tx
+                .query_one(
+                    "UPDATE meta SET generation = generation + 1 RETURNING generation",
+                    &[],
+                )?
+                .get(0);
+            let out = f(&mut tx)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &gen.to_string()])?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        self.give(c);
+        out
+    }
+}
+
+/// The listener: each notification moves `changed` on and broadcasts the executions written
+/// under that generation, when anyone listens.
+fn listen_loop(mut listen: Client, mut fetch: Client, shared: &Shared) {
+    while !shared.stop.load(Ordering::Acquire) {
+        let mut gens: Vec<i64> = Vec::new();
+        {
+            let mut n = listen.notifications();
+            let mut it = n.timeout_iter(LISTEN_TICK);
+            loop {
+                match it.next() {
+                    Ok(Some(note)) => {
+                        if let Ok(g) = note.payload().parse() {
+                            gens.push(g);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the database listener stopped");
+                        return;
+                    }
+                }
+                if gens.len() >= 64 {
+                    break;
+                }
+            }
+        }
+        let Some(&latest) = gens.iter().max() else {
+            continue;
+        };
+        if shared.inserted.receiver_count() > 0 {
+            for &g in &gens {
+                match feed_batch(&mut fetch, g) {
+                    Ok(batch) if !batch.is_empty() => {
+                        let _ = shared.inserted.send(Arc::new(batch));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read a write for the live feed"),
+                }
+            }
+        }
+        shared.changed.send_if_modified(|v| {
+            let new = (latest as u64).max(*v);
+            std::mem::replace(v, new) != new
+        });
+    }
+}
+
+/// The executions written under generation `gen`, as the live feed sends them.
+fn feed_batch(c: &mut Client, gen: i64) -> Result<Vec<Execution>> {
+    Ok(c.query(
+        "SELECT e.id, e.ts, a.id, a.name, m.name, e.prompt_tokens, e.completion_tokens,
+                    e.cache_read_tokens, e.cache_write_tokens, e.cost, e.duration_ms, e.success,
+                    e.error, e.status_code, e.session_id, e.task_type, e.metadata
+             FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
+             WHERE e.gen = $1 ORDER BY e.ts, e.id COLLATE \"C\"",
+        &[&gen],
+    )?
+    .into_iter()
+    .map(|r| Execution {
+        id: r.get(0),
+        ts: r.get(1),
+        agent_id: r.get(2),
+        agent_name: r.get(3),
+        model: r.get(4),
+        prompt_tokens: r.get(5),
+        completion_tokens: r.get(6),
+        cache_read_tokens: r.get(7),
+        cache_write_tokens: r.get(8),
+        cost: r.get(9),
+        duration_ms: r.get(10),
+        success: r.get(11),
+        error: r.get(12),
+        status_code: r.get(13),
+        session_id: r.get(14),
+        task_type: r.get(15),
+        metadata: r.get(16),
+    })
+    .collect())
+}
+
+impl Store for PgStore {
+    fn describe(&self) -> String {
+        format!("PostgreSQL {}", redact(&self.url))
+    }
+
+    fn insert(&self, records: &[&Execution], atomic: Atomic) -> Result<Vec<Outcome>> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (conn, months) = &mut *w;
+        let mut c = match conn.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => connect(&self.url)?,
+        };
+        let written = write::insert(&mut c, months, records, atomic);
+        *conn = Some(c);
+        written
+    }
+
+    fn put_budget(&self, b: &Budget) -> Result<bool> {
+        let thresholds = serde_json::to_string(&b.thresholds)
+            .map_err(|e| Error::Internal(format!("cannot encode thresholds: {e}")))?;
+        self.bump(|tx| {
+            let existed = tx
+                .query_opt(
+                    "SELECT 1 FROM budgets WHERE scope = $1 FOR UPDATE",
+                    &[&b.scope],
+                )?
+                .is_some();
+            tx.execute(
+                "INSERT INTO budgets (scope, limit_nanos, period, thresholds)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (scope) DO UPDATE SET limit_nanos = EXCLUDED.limit_nanos,
+                   period = EXCLUDED.period, thresholds = EXCLUDED.thresholds",
+                &[&b.scope, &b.limit, &b.period.as_str(), &thresholds],
+            )?;
+            Ok(existed)
+        })
+    }
+
+    fn delete_budget(&self, scope: &str) -> Result<bool> {
+        self.bump(|tx| Ok(tx.execute("DELETE FROM budgets WHERE scope = $1", &[&scope])? > 0))
+    }
+
+    fn read_dyn(&self, f: &mut dyn FnMut(&dyn Snapshot) -> Result<()>) -> Result<()> {
+        let mut c = self.take()?;
+        let out = (|| {
+            let tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let snap = read::PgSnapshot::new(tx, self.rollups.load(Ordering::Acquire));
+            let out = f(&snap);
+            snap.into_inner().commit()?;
+            out
+        })();
+        self.give(c);
+        out
+    }
+
+    /// The database's generation: moved on by every write of every replica.
+    fn version(&self) -> Result<Version> {
+        let mut c = self.take()?;
+        let g = c.query_one("SELECT generation FROM meta", &[]);
+        self.give(c);
+        Ok((g?.get::<_, i64>(0) as u64, 0))
+    }
+
+    fn set_rollups(&self, on: bool) {
+        self.rollups.store(on, Ordering::Release);
+    }
+
+    fn rollups(&self) -> bool {
+        self.rollups.load(Ordering::Acquire)
+    }
+
+    fn bulk_mode(&self, _on: bool) {}
+
+    fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
+    fn subscribe_executions(&self) -> broadcast::Receiver<Arc<Vec<Execution>>> {
+        self.shared.inserted.subscribe()
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(h) = self.listener.take() {
+            let _ = h.join();
+        }
+        if let Some((admin, name)) = self.throwaway.take() {
+            self.idle
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            self.writer.get_mut().unwrap_or_else(|p| p.into_inner()).0 = None;
+            if let Ok(mut c) = connect(&admin) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://me:secret@db:5432/usage"),
+            "postgres://me:***@db:5432/usage"
+        );
+        assert_eq!(redact("postgres://me@db/usage"), "postgres://me@db/usage");
+        assert_eq!(redact("postgres://db/usage"), "postgres://db/usage");
+    }
+}

@@ -1,0 +1,398 @@
+//! The PostgreSQL write path: one transaction per batch that takes the next generation (the
+//! `meta` row lock orders writers of every replica), claims the new ids in `execution_ids`
+//! (`ON CONFLICT DO NOTHING`: idempotency), copies the new rows into `executions` with binary
+//! `COPY`, adds their sums to the rollups with one `INSERT … ON CONFLICT DO UPDATE` per table,
+//! and notifies every replica (`NOTIFY`, delivered at commit).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use postgres::Client;
+
+use crate::error::Result;
+use crate::store::{latency_bucket, Atomic, Execution, HourSums, Outcome, Totals};
+use crate::time::{Millis, DAY, HOUR};
+
+use super::schema::{ensure_partitions, month_of};
+use super::CHANNEL;
+
+/// The text fields PostgreSQL cannot hold a NUL character in, by their record names.
+fn nul_field(e: &Execution) -> Option<&'static str> {
+    let fields: [(&'static str, Option<&str>); 8] = [
+        ("id", Some(&e.id)),
+        ("agentId", Some(&e.agent_id)),
+        ("agentName", e.agent_name.as_deref()),
+        ("model", Some(&e.model)),
+        ("error", e.error.as_deref()),
+        ("sessionId", e.session_id.as_deref()),
+        ("taskType", e.task_type.as_deref()),
+        ("metadata", e.metadata.as_deref()),
+    ];
+    fields
+        .into_iter()
+        .find(|(_, v)| v.is_some_and(|s| s.contains('\0')))
+        .map(|(name, _)| name)
+}
+
+/// Write `records` in one transaction (see the module docs).
+pub fn insert(
+    c: &mut Client,
+    known_months: &mut HashSet<Millis>,
+    records: &[&Execution],
+    atomic: Atomic,
+) -> Result<Vec<Outcome>> {
+    let mut outcomes: Vec<Option<Outcome>> = records
+        .iter()
+        .map(|e| {
+            nul_field(e).map(|f| {
+                Outcome::Refused(format!(
+                    "{f}: holds a NUL character (\\u0000), which PostgreSQL cannot store"
+                ))
+            })
+        })
+        .collect();
+    if atomic == Atomic::All && outcomes.iter().any(Option::is_some) {
+        // Nothing is written; the refused records are named.
+        return Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Duplicate))
+            .collect());
+    }
+    let fresh: Vec<usize> = (0..records.len())
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
+    let mut months: Vec<(String, Millis, Millis)> = Vec::new();
+    for &i in &fresh {
+        let m = month_of(records[i].ts);
+        if !known_months.contains(&m.1) && !months.iter().any(|k| k.1 == m.1) {
+            months.push(m);
+        }
+    }
+    ensure_partitions(c, &months)?;
+    known_months.extend(months.iter().map(|m| m.1));
+
+    let mut tx = c.transaction()?;
+    let gen: i64 = tx
+        .query_one(
+            "UPDATE meta SET generation = generation + 1 RETURNING generation",
+            &[],
+        )?
+        .get(0);
+
+    // Keys of agents and models, created when new.
+    let agent_ids: Vec<&str> = distinct(fresh.iter().map(|&i| records[i].agent_id.as_str()));
+    let model_names: Vec<&str> = distinct(fresh.iter().map(|&i| records[i].model.as_str()));
+    tx.execute(
+        "INSERT INTO agents (id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (id) DO NOTHING",
+        &[&agent_ids],
+    )?;
+    tx.execute(
+        "INSERT INTO models (name) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+        &[&model_names],
+    )?;
+    let agents: HashMap<String, i32> = tx
+        .query(
+            "SELECT id, key FROM agents WHERE id = ANY($1)",
+            &[&agent_ids],
+        )?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let models: HashMap<String, i32> = tx
+        .query(
+            "SELECT name, key FROM models WHERE name = ANY($1)",
+            &[&model_names],
+        )?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+
+    // Claim the ids: those this statement inserts are new.
+    let ids: Vec<&str> = fresh.iter().map(|&i| records[i].id.as_str()).collect();
+    let claimed: HashSet<String> = tx
+        .query(
+            "INSERT INTO execution_ids (id) SELECT DISTINCT unnest($1::text[])
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            &[&ids],
+        )?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut taken: HashSet<&str> = HashSet::new();
+    let mut new: Vec<usize> = Vec::new();
+    for &i in &fresh {
+        let id = records[i].id.as_str();
+        outcomes[i] = Some(if claimed.contains(id) && taken.insert(id) {
+            new.push(i);
+            Outcome::Inserted
+        } else {
+            Outcome::Duplicate
+        });
+    }
+
+    if !new.is_empty() {
+        copy_rows(&mut tx, records, &new, &agents, &models, gen)?;
+        let mut sums = Sums::default();
+        for &i in &new {
+            let e = records[i];
+            sums.add(e, agents[&e.agent_id], models[&e.model]);
+        }
+        sums.flush(&mut tx, gen)?;
+        // The latest name given for each agent (ingest order).
+        let mut names: BTreeMap<i32, &str> = BTreeMap::new();
+        for &i in &new {
+            if let Some(n) = &records[i].agent_name {
+                names.insert(agents[&records[i].agent_id], n);
+            }
+        }
+        if !names.is_empty() {
+            let (keys, names): (Vec<i32>, Vec<&str>) = names.into_iter().unzip();
+            tx.execute(
+                "UPDATE agents a SET name = v.name
+                 FROM unnest($1::int[], $2::text[]) AS v(key, name)
+                 WHERE a.key = v.key AND a.name IS DISTINCT FROM v.name",
+                &[&keys, &names],
+            )?;
+        }
+    }
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &gen.to_string()])?;
+    tx.commit()?;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every record has an outcome"))
+        .collect())
+}
+
+fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = it.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// `COPY … FROM STDIN (FORMAT binary)` of the new rows.
+fn copy_rows(
+    tx: &mut postgres::Transaction<'_>,
+    records: &[&Execution],
+    new: &[usize],
+    agents: &HashMap<String, i32>,
+    models: &HashMap<String, i32>,
+    gen: i64,
+) -> Result<()> {
+    let sink = tx.copy_in(
+        "COPY executions (id, ts, agent, model, prompt_tokens, completion_tokens,
+           cache_read_tokens, cache_write_tokens, cost, duration_ms, success, error, status_code,
+           session_id, task_type, metadata, gen) FROM STDIN (FORMAT binary)",
+    )?;
+    let types = [
+        Type::TEXT,
+        Type::INT8,
+        Type::INT4,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::BOOL,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+    ];
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    for &i in new {
+        let e = records[i];
+        let row: [&(dyn ToSql + Sync); 17] = [
+            &e.id,
+            &e.ts,
+            &agents[&e.agent_id],
+            &models[&e.model],
+            &e.prompt_tokens,
+            &e.completion_tokens,
+            &e.cache_read_tokens,
+            &e.cache_write_tokens,
+            &e.cost,
+            &e.duration_ms,
+            &e.success,
+            &e.error,
+            &e.status_code,
+            &e.session_id,
+            &e.task_type,
+            &e.metadata,
+            &gen,
+        ];
+        w.write(&row)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// What one batch adds to the rollups.
+#[derive(Default)]
+struct Sums {
+    /// (hour, agent, model) and (day, agent, model) → totals.
+    hours: BTreeMap<(i64, i32, i32), Totals>,
+    days: BTreeMap<(i64, i32, i32), Totals>,
+    /// (hour, agent) → the detector's sums.
+    agent_hours: BTreeMap<(i64, i32), HourSums>,
+    /// (agent, hour or day, bucket) → count; agent 0 holds every agent together.
+    hist_hours: BTreeMap<(i32, i64, i32), i64>,
+    hist_days: BTreeMap<(i32, i64, i32), i64>,
+}
+
+impl Sums {
+    fn add(&mut self, e: &Execution, agent: i32, model: i32) {
+        let tokens =
+            e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens;
+        let t = Totals {
+            calls: 1,
+            errors: i64::from(!e.success),
+            tokens,
+            cost: e.cost,
+            timed: i64::from(e.duration_ms.is_some()),
+            duration_sum: e.duration_ms.unwrap_or(0.0),
+        };
+        let (hour, day) = (e.ts.div_euclid(HOUR), e.ts.div_euclid(DAY));
+        self.hours.entry((hour, agent, model)).or_default().add(&t);
+        self.days.entry((day, agent, model)).or_default().add(&t);
+        self.agent_hours.entry((hour, agent)).or_default().add(
+            e.success,
+            tokens,
+            e.cost,
+            e.duration_ms,
+        );
+        if let Some(d) = e.duration_ms {
+            let b = latency_bucket(d) as i32;
+            for a in [agent, 0] {
+                *self.hist_hours.entry((a, hour, b)).or_default() += 1;
+                *self.hist_days.entry((a, day, b)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Add the sums to the stored rollups, in primary-key order.
+    fn flush(self, tx: &mut postgres::Transaction<'_>, gen: i64) -> Result<()> {
+        for (table, col, rows) in [
+            ("rollup_hour", "hour", &self.hours),
+            ("rollup_day", "day", &self.days),
+        ] {
+            let mut k = (Vec::new(), Vec::new(), Vec::new());
+            let mut v = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut timed, mut dur) = (Vec::new(), Vec::new());
+            for (&(t, a, m), x) in rows {
+                k.0.push(t);
+                k.1.push(a);
+                k.2.push(m);
+                v.0.push(x.calls);
+                v.1.push(x.errors);
+                v.2.push(x.tokens);
+                v.3.push(x.cost);
+                timed.push(x.timed);
+                dur.push(x.duration_sum);
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} ({col}, agent, model, calls, errors, tokens, cost, timed,
+                       duration_sum)
+                     SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[],
+                       $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::float8[])
+                     ON CONFLICT ({col}, agent, model) DO UPDATE SET
+                       calls = {table}.calls + EXCLUDED.calls,
+                       errors = {table}.errors + EXCLUDED.errors,
+                       tokens = {table}.tokens + EXCLUDED.tokens,
+                       cost = {table}.cost + EXCLUDED.cost,
+                       timed = {table}.timed + EXCLUDED.timed,
+                       duration_sum = {table}.duration_sum + EXCLUDED.duration_sum"
+                ),
+                &[&k.0, &k.1, &k.2, &v.0, &v.1, &v.2, &v.3, &timed, &dur],
+            )?;
+        }
+        let mut c: Vec<Vec<i64>> = vec![Vec::new(); 10];
+        let mut agents: Vec<i32> = Vec::new();
+        let mut squares: Vec<Vec<String>> = vec![Vec::new(); 4];
+        for (&(hour, agent), s) in &self.agent_hours {
+            c[0].push(hour);
+            agents.push(agent);
+            c[1].push(s.totals.calls);
+            c[2].push(s.totals.errors);
+            c[3].push(s.totals.tokens);
+            c[4].push(s.totals.cost);
+            c[5].push(s.max_cost);
+            c[6].push(s.max_tokens);
+            c[7].push(s.ok_timed);
+            c[8].push(s.ok_max_us);
+            squares[0].push(s.cost_sq.to_string());
+            squares[1].push(s.tokens_sq.to_string());
+            squares[2].push(s.ok_us.to_string());
+            squares[3].push(s.ok_ms_sq.to_string());
+        }
+        tx.execute(
+            "INSERT INTO agent_hour (hour, agent, calls, errors, tokens, cost, max_cost,
+               max_tokens, ok_timed, ok_max_us, cost_sq, tokens_sq, ok_us, ok_ms_sq, gen)
+             SELECT h, a, calls, errors, tokens, cost, max_cost, max_tokens, ok_timed, ok_max_us,
+               cost_sq::numeric, tokens_sq::numeric, ok_us::numeric, ok_ms_sq::numeric, $15
+             FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[],
+               $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+               $11::text[], $12::text[], $13::text[], $14::text[])
+               AS v(h, a, calls, errors, tokens, cost, max_cost, max_tokens, ok_timed,
+                    ok_max_us, cost_sq, tokens_sq, ok_us, ok_ms_sq)
+             ON CONFLICT (hour, agent) DO UPDATE SET
+               calls = agent_hour.calls + EXCLUDED.calls,
+               errors = agent_hour.errors + EXCLUDED.errors,
+               tokens = agent_hour.tokens + EXCLUDED.tokens,
+               cost = agent_hour.cost + EXCLUDED.cost,
+               max_cost = GREATEST(agent_hour.max_cost, EXCLUDED.max_cost),
+               max_tokens = GREATEST(agent_hour.max_tokens, EXCLUDED.max_tokens),
+               ok_timed = agent_hour.ok_timed + EXCLUDED.ok_timed,
+               ok_max_us = GREATEST(agent_hour.ok_max_us, EXCLUDED.ok_max_us),
+               cost_sq = agent_hour.cost_sq + EXCLUDED.cost_sq,
+               tokens_sq = agent_hour.tokens_sq + EXCLUDED.tokens_sq,
+               ok_us = agent_hour.ok_us + EXCLUDED.ok_us,
+               ok_ms_sq = agent_hour.ok_ms_sq + EXCLUDED.ok_ms_sq,
+               gen = EXCLUDED.gen",
+            &[
+                &c[0],
+                &agents,
+                &c[1],
+                &c[2],
+                &c[3],
+                &c[4],
+                &c[5],
+                &c[6],
+                &c[7],
+                &c[8],
+                &squares[0],
+                &squares[1],
+                &squares[2],
+                &squares[3],
+                &gen,
+            ],
+        )?;
+        for (table, col, rows) in [
+            ("hist_hour", "hour", &self.hist_hours),
+            ("hist_day", "day", &self.hist_days),
+        ] {
+            let (mut a, mut t, mut b, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (&(agent, time, bucket), &count) in rows {
+                a.push(agent);
+                t.push(time);
+                b.push(bucket);
+                n.push(count);
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} (agent, {col}, bucket, n)
+                     SELECT * FROM unnest($1::int[], $2::bigint[], $3::int[], $4::bigint[])
+                     ON CONFLICT (agent, {col}, bucket) DO UPDATE SET n = {table}.n + EXCLUDED.n"
+                ),
+                &[&a, &t, &b, &n],
+            )?;
+        }
+        Ok(())
+    }
+}
