@@ -223,7 +223,10 @@ pub mod testing {
     pub fn open(dir: &Path) -> Arc<dyn Store> {
         if on_postgres() {
             let url = postgres_url();
-            Arc::new(PgStore::throwaway(&url).unwrap_or_else(|e| {
+            // The driver blocks on a runtime of its own: never on an async test's thread.
+            let made = std::thread::scope(|s| s.spawn(|| PgStore::throwaway(&url)).join());
+            let made = made.unwrap_or_else(|p| std::panic::resume_unwind(p));
+            Arc::new(made.unwrap_or_else(|e| {
                 panic!(
                     "DASHBOARD_MCP_TEST_ENGINE=postgres but no throwaway database could be made on \
                      {url}: {e}; point DASHBOARD_MCP_TEST_POSTGRES at a PostgreSQL server \

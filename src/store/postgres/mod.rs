@@ -73,6 +73,17 @@ struct Shared {
     stop: AtomicBool,
 }
 
+/// Run `f`, which blocks on the driver's own runtime. On a worker of a multi-threaded tokio
+/// runtime (a caller that did not use `spawn_blocking`) the worker first hands its tasks over
+/// (`block_in_place`): blocking on a runtime from inside another's task is refused.
+fn sync<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn connect(url: &str) -> Result<Client> {
     Client::connect(url, NoTls).map_err(|e| {
         Error::Internal(format!(
@@ -103,6 +114,10 @@ impl PgStore {
     /// Connect to `url` (`postgres://user@host:port/db`), migrate, and start listening for
     /// other replicas' writes.
     pub fn open(url: &str) -> Result<PgStore> {
+        sync(|| PgStore::open_here(url))
+    }
+
+    fn open_here(url: &str) -> Result<PgStore> {
         let mut c = connect(url)?;
         schema::migrate(&mut c)?;
         let generation: i64 = c.query_one("SELECT generation FROM meta", &[])?.get(0);
@@ -143,7 +158,11 @@ impl PgStore {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos())
         );
-        connect(admin_url)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        sync(|| {
+            connect(admin_url)?
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .map_err(Error::from)
+        })?;
         let url = match admin_url.rfind('/') {
             Some(i) if i > admin_url.find("://").map_or(0, |s| s + 2) => {
                 let (base, rest) = admin_url.split_at(i);
@@ -282,65 +301,75 @@ impl Store for PgStore {
     }
 
     fn insert(&self, records: &[&Execution], atomic: Atomic) -> Result<Vec<Outcome>> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let (conn, months) = &mut *w;
-        let mut c = match conn.take() {
-            Some(c) if !c.is_closed() => c,
-            _ => connect(&self.url)?,
-        };
-        let written = write::insert(&mut c, months, records, atomic);
-        *conn = Some(c);
-        written
+        sync(|| {
+            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let (conn, months) = &mut *w;
+            let mut c = match conn.take() {
+                Some(c) if !c.is_closed() => c,
+                _ => connect(&self.url)?,
+            };
+            let written = write::insert(&mut c, months, records, atomic);
+            *conn = Some(c);
+            written
+        })
     }
 
     fn put_budget(&self, b: &Budget) -> Result<bool> {
-        let thresholds = serde_json::to_string(&b.thresholds)
-            .map_err(|e| Error::Internal(format!("cannot encode thresholds: {e}")))?;
-        self.bump(|tx| {
-            let existed = tx
-                .query_opt(
-                    "SELECT 1 FROM budgets WHERE scope = $1 FOR UPDATE",
-                    &[&b.scope],
-                )?
-                .is_some();
-            tx.execute(
-                "INSERT INTO budgets (scope, limit_nanos, period, thresholds)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (scope) DO UPDATE SET limit_nanos = EXCLUDED.limit_nanos,
-                   period = EXCLUDED.period, thresholds = EXCLUDED.thresholds",
-                &[&b.scope, &b.limit, &b.period.as_str(), &thresholds],
-            )?;
-            Ok(existed)
+        sync(|| {
+            let thresholds = serde_json::to_string(&b.thresholds)
+                .map_err(|e| Error::Internal(format!("cannot encode thresholds: {e}")))?;
+            self.bump(|tx| {
+                let existed = tx
+                    .query_opt(
+                        "SELECT 1 FROM budgets WHERE scope = $1 FOR UPDATE",
+                        &[&b.scope],
+                    )?
+                    .is_some();
+                tx.execute(
+                    "INSERT INTO budgets (scope, limit_nanos, period, thresholds)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (scope) DO UPDATE SET limit_nanos = EXCLUDED.limit_nanos,
+                       period = EXCLUDED.period, thresholds = EXCLUDED.thresholds",
+                    &[&b.scope, &b.limit, &b.period.as_str(), &thresholds],
+                )?;
+                Ok(existed)
+            })
         })
     }
 
     fn delete_budget(&self, scope: &str) -> Result<bool> {
-        self.bump(|tx| Ok(tx.execute("DELETE FROM budgets WHERE scope = $1", &[&scope])? > 0))
+        sync(|| {
+            self.bump(|tx| Ok(tx.execute("DELETE FROM budgets WHERE scope = $1", &[&scope])? > 0))
+        })
     }
 
     fn read_dyn(&self, f: &mut dyn FnMut(&dyn Snapshot) -> Result<()>) -> Result<()> {
-        let mut c = self.take()?;
-        let out = (|| {
-            let tx = c
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let snap = read::PgSnapshot::new(tx, self.rollups.load(Ordering::Acquire));
-            let out = f(&snap);
-            snap.into_inner().commit()?;
+        sync(|| {
+            let mut c = self.take()?;
+            let out = (|| {
+                let tx = c
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?;
+                let snap = read::PgSnapshot::new(tx, self.rollups.load(Ordering::Acquire));
+                let out = f(&snap);
+                snap.into_inner().commit()?;
+                out
+            })();
+            self.give(c);
             out
-        })();
-        self.give(c);
-        out
+        })
     }
 
     /// The database's generation: moved on by every write of every replica.
     fn version(&self) -> Result<Version> {
-        let mut c = self.take()?;
-        let g = c.query_one("SELECT generation FROM meta", &[]);
-        self.give(c);
-        Ok((g?.get::<_, i64>(0) as u64, 0))
+        sync(|| {
+            let mut c = self.take()?;
+            let g = c.query_one("SELECT generation FROM meta", &[]);
+            self.give(c);
+            Ok((g?.get::<_, i64>(0) as u64, 0))
+        })
     }
 
     fn set_rollups(&self, on: bool) {
@@ -367,21 +396,34 @@ impl Store for PgStore {
 }
 
 impl Drop for PgStore {
+    /// The connections close on a thread of their own: the driver blocks on a runtime of its
+    /// own, which must not happen on an async task's thread (the last `Arc` may go there).
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(h) = self.listener.take() {
-            let _ = h.join();
-        }
-        if let Some((admin, name)) = self.throwaway.take() {
-            self.idle
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            self.writer.get_mut().unwrap_or_else(|p| p.into_inner()).0 = None;
-            if let Ok(mut c) = connect(&admin) {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        }
+        let listener = self.listener.take();
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .take();
+        let throwaway = self.throwaway.take();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                if let Some(h) = listener {
+                    let _ = h.join();
+                }
+                drop(idle);
+                drop(writer);
+                if let Some((admin, name)) = throwaway {
+                    if let Ok(mut c) = connect(&admin) {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = c.batch_execute(&sql);
+                    }
+                }
+            });
+        });
     }
 }
 
