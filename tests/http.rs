@@ -3,7 +3,6 @@
 //! `query` CLI byte for byte, validate against `/openapi.json`, and the guard, limits, live
 //! stream and graceful shutdown must hold.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ const TEST_LIMIT: Duration = Duration::from_secs(120);
 /// A server running in-process on its own database.
 struct Running {
     base: String,
-    db: PathBuf,
+    db: String,
     dashboard: Dashboard,
     allow_writes: bool,
     stop: Option<oneshot::Sender<()>>,
@@ -61,7 +60,7 @@ fn dashboard_on(dir: &std::path::Path) -> Dashboard {
 async fn start(opts: Options) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let dashboard = dashboard_on(dir.path());
-    let db = dir.path().join("usage.db");
+    let db = dashboard.store.location();
     if opts.demo {
         let cfg = DemoConfig {
             agents: 6,
@@ -182,11 +181,7 @@ fn parameter_sets(tool: &str, agent: &str, model: &str) -> Vec<Vec<(&'static str
 }
 
 /// What `dashboard-mcp query` prints for the same call: `Ok(stdout line)` or `Err(stderr)`.
-fn query_cli(
-    db: &std::path::Path,
-    tool: &str,
-    args: &Map<String, Value>,
-) -> Result<String, String> {
+fn query_cli(db: &str, tool: &str, args: &Map<String, Value>) -> Result<String, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_dashboard-mcp"))
         .arg("--db")
         .arg(db)

@@ -58,6 +58,8 @@ pub type Version = (u64, i64);
 pub trait Store: Send + Sync {
     /// Which engine and where (for logs and errors; no password).
     fn describe(&self) -> String;
+    /// What `--db` takes to open this store again (a URL may hold a password: not for logs).
+    fn location(&self) -> String;
 
     /// Write `records` in one transaction: each is inserted, a duplicate of a stored id, or
     /// refused. Rollups move with the rows; on commit the generation grows, `watch_changes`

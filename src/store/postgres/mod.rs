@@ -71,6 +71,39 @@ struct Shared {
     changed: watch::Sender<u64>,
     inserted: broadcast::Sender<Arc<Vec<Execution>>>,
     stop: AtomicBool,
+    /// Generations this replica wrote whose notification has not come back yet: their batches
+    /// were published by the writer.
+    own: Mutex<HashSet<i64>>,
+}
+
+impl Shared {
+    fn lock_own(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.own.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Generation `gen` is committed: move `changed` on (never back).
+    fn committed(&self, gen: u64) {
+        self.changed.send_if_modified(|v| {
+            let new = gen.max(*v);
+            std::mem::replace(v, new) != new
+        });
+    }
+
+    /// Hand this replica's newly committed executions to the feed's subscribers, if any.
+    fn publish(&self, records: &[&Execution], outcomes: &[Outcome]) {
+        if self.inserted.receiver_count() == 0 {
+            return;
+        }
+        let batch: Vec<Execution> = records
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| **o == Outcome::Inserted)
+            .map(|(e, _)| (*e).clone())
+            .collect();
+        if !batch.is_empty() {
+            let _ = self.inserted.send(Arc::new(batch));
+        }
+    }
 }
 
 /// Run `f`, which blocks on the driver's own runtime. On a worker of a multi-threaded tokio
@@ -125,6 +158,7 @@ impl PgStore {
             changed: watch::Sender::new(generation as u64),
             inserted: broadcast::Sender::new(FEED_CAPACITY),
             stop: AtomicBool::new(false),
+            own: Mutex::new(HashSet::new()),
         });
         let mut listen = connect(url)?;
         listen.batch_execute(&format!("LISTEN {CHANNEL}"))?;
@@ -205,9 +239,11 @@ impl PgStore {
                     &[],
                 )?
                 .get(0);
+            self.shared.lock_own().insert(gen);
             let out = f(&mut tx)?;
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &gen.to_string()])?;
             tx.commit()?;
+            self.shared.committed(gen as u64);
             Ok(out)
         })();
         self.give(c);
@@ -244,60 +280,68 @@ fn listen_loop(mut listen: Client, mut fetch: Client, shared: &Shared) {
         let Some(&latest) = gens.iter().max() else {
             continue;
         };
-        if shared.inserted.receiver_count() > 0 {
-            for &g in &gens {
-                match feed_batch(&mut fetch, g) {
-                    Ok(batch) if !batch.is_empty() => {
+        // Other replicas' writes; this one's were published by its writer.
+        let others: Vec<i64> = {
+            let mut own = shared.lock_own();
+            gens.into_iter().filter(|g| !own.remove(g)).collect()
+        };
+        if !others.is_empty() && shared.inserted.receiver_count() > 0 {
+            match feed_batches(&mut fetch, &others) {
+                Ok(batches) => {
+                    for batch in batches {
                         let _ = shared.inserted.send(Arc::new(batch));
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot read a write for the live feed"),
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot read a write for the live feed"),
             }
         }
-        shared.changed.send_if_modified(|v| {
-            let new = (latest as u64).max(*v);
-            std::mem::replace(v, new) != new
-        });
+        shared.committed(latest as u64);
     }
 }
 
-/// The executions written under generation `gen`, as the live feed sends them.
-fn feed_batch(c: &mut Client, gen: i64) -> Result<Vec<Execution>> {
-    Ok(c.query(
+/// The executions written under the generations `gens`, one batch per generation in
+/// generation order, as the live feed sends them.
+fn feed_batches(c: &mut Client, gens: &[i64]) -> Result<Vec<Vec<Execution>>> {
+    let mut batches: std::collections::BTreeMap<i64, Vec<Execution>> = Default::default();
+    let rows = c.query(
         "SELECT e.id, e.ts, a.id, a.name, m.name, e.prompt_tokens, e.completion_tokens,
-                    e.cache_read_tokens, e.cache_write_tokens, e.cost, e.duration_ms, e.success,
-                    e.error, e.status_code, e.session_id, e.task_type, e.metadata
-             FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
-             WHERE e.gen = $1 ORDER BY e.ts, e.id COLLATE \"C\"",
-        &[&gen],
-    )?
-    .into_iter()
-    .map(|r| Execution {
-        id: r.get(0),
-        ts: r.get(1),
-        agent_id: r.get(2),
-        agent_name: r.get(3),
-        model: r.get(4),
-        prompt_tokens: r.get(5),
-        completion_tokens: r.get(6),
-        cache_read_tokens: r.get(7),
-        cache_write_tokens: r.get(8),
-        cost: r.get(9),
-        duration_ms: r.get(10),
-        success: r.get(11),
-        error: r.get(12),
-        status_code: r.get(13),
-        session_id: r.get(14),
-        task_type: r.get(15),
-        metadata: r.get(16),
-    })
-    .collect())
+                e.cache_read_tokens, e.cache_write_tokens, e.cost, e.duration_ms, e.success,
+                e.error, e.status_code, e.session_id, e.task_type, e.metadata, e.gen
+         FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
+         WHERE e.gen = ANY($1) ORDER BY e.gen, e.ts, e.id COLLATE \"C\"",
+        &[&gens],
+    )?;
+    for r in rows {
+        batches.entry(r.get(17)).or_default().push(Execution {
+            id: r.get(0),
+            ts: r.get(1),
+            agent_id: r.get(2),
+            agent_name: r.get(3),
+            model: r.get(4),
+            prompt_tokens: r.get(5),
+            completion_tokens: r.get(6),
+            cache_read_tokens: r.get(7),
+            cache_write_tokens: r.get(8),
+            cost: r.get(9),
+            duration_ms: r.get(10),
+            success: r.get(11),
+            error: r.get(12),
+            status_code: r.get(13),
+            session_id: r.get(14),
+            task_type: r.get(15),
+            metadata: r.get(16),
+        });
+    }
+    Ok(batches.into_values().collect())
 }
 
 impl Store for PgStore {
     fn describe(&self) -> String {
         format!("PostgreSQL {}", redact(&self.url))
+    }
+
+    fn location(&self) -> String {
+        self.url.clone()
     }
 
     fn insert(&self, records: &[&Execution], atomic: Atomic) -> Result<Vec<Outcome>> {
@@ -308,9 +352,18 @@ impl Store for PgStore {
                 Some(c) if !c.is_closed() => c,
                 _ => connect(&self.url)?,
             };
-            let written = write::insert(&mut c, months, records, atomic);
+            let shared = &self.shared;
+            let mut mine = |gen: i64| {
+                shared.lock_own().insert(gen);
+            };
+            let written = write::insert(&mut c, months, records, atomic, &mut mine);
             *conn = Some(c);
-            written
+            let (outcomes, gen) = written?;
+            if let Some(gen) = gen {
+                shared.committed(gen as u64);
+                shared.publish(records, &outcomes);
+            }
+            Ok(outcomes)
         })
     }
 

@@ -2,7 +2,8 @@
 //! `meta` row lock orders writers of every replica), claims the new ids in `execution_ids`
 //! (`ON CONFLICT DO NOTHING`: idempotency), copies the new rows into `executions` with binary
 //! `COPY`, adds their sums to the rollups with one `INSERT … ON CONFLICT DO UPDATE` per table,
-//! and notifies every replica (`NOTIFY`, delivered at commit).
+//! and notifies every replica (`NOTIFY`, delivered at commit). The writing replica publishes its
+//! own batch at once (as SQLite does); the others read it on the notification.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -41,7 +42,8 @@ pub fn insert(
     known_months: &mut HashSet<Millis>,
     records: &[&Execution],
     atomic: Atomic,
-) -> Result<Vec<Outcome>> {
+    mine: &mut dyn FnMut(i64),
+) -> Result<(Vec<Outcome>, Option<i64>)> {
     let mut outcomes: Vec<Option<Outcome>> = records
         .iter()
         .map(|e| {
@@ -54,10 +56,11 @@ pub fn insert(
         .collect();
     if atomic == Atomic::All && outcomes.iter().any(Option::is_some) {
         // Nothing is written; the refused records are named.
-        return Ok(outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|o| o.unwrap_or(Outcome::Duplicate))
-            .collect());
+            .collect();
+        return Ok((outcomes, None));
     }
     let fresh: Vec<usize> = (0..records.len())
         .filter(|&i| outcomes[i].is_none())
@@ -79,6 +82,8 @@ pub fn insert(
             &[],
         )?
         .get(0);
+    // Before the commit: the notification may reach this replica's listener before we return.
+    mine(gen);
 
     // Keys of agents and models, created when new.
     let agent_ids: Vec<&str> = distinct(fresh.iter().map(|&i| records[i].agent_id.as_str()));
@@ -158,10 +163,11 @@ pub fn insert(
     }
     tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &gen.to_string()])?;
     tx.commit()?;
-    Ok(outcomes
+    let outcomes = outcomes
         .into_iter()
         .map(|o| o.expect("every record has an outcome"))
-        .collect())
+        .collect();
+    Ok((outcomes, Some(gen)))
 }
 
 fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {

@@ -323,6 +323,10 @@ impl Store for SqliteStore {
         format!("SQLite {}", self.path.display())
     }
 
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn insert(&self, records: &[&Execution], atomic: Atomic) -> Result<Vec<Outcome>> {
         // With `Atomic::All`, a refusal rolls the transaction back through this error and the
         // outcomes (saying which records were refused) come out beside it.
