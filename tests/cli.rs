@@ -787,19 +787,15 @@ fn the_overview_schema_states_the_p95_bound() {
 // ---------------------------------------------------------------------------------------------
 // scripts/test
 
-#[test]
-fn scripts_test_runs_the_binary_of_cargo_target_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let log = d.join("log");
+/// Stand-ins for cargo and the venv's python in `d` that log how they were called to `$LOG`
+/// (python answers the script's import check with success); the `PATH` that finds them.
+fn fake_tools(d: &Path) -> String {
     std::fs::create_dir_all(d.join("bin")).unwrap();
     std::fs::create_dir_all(d.join("venv/bin")).unwrap();
     std::fs::create_dir_all(d.join("target-elsewhere/debug")).unwrap();
     std::fs::write(d.join("target-elsewhere/debug/dashboard-mcp"), "").unwrap();
-    // Stand-ins that record how they were called: cargo, and the venv's python (which answers
-    // the script's import check with success).
     let cargo = "#!/bin/sh\necho \"cargo $*\" >> \"$LOG\"\n";
-    let python = "#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho \"python BIN=$DASHBOARD_MCP_BIN\" >> \"$LOG\"\n";
+    let python = "#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho \"python BIN=$DASHBOARD_MCP_BIN ${DASHBOARD_MCP_TEST_ENGINE:-sqlite}\" >> \"$LOG\"\n";
     for (path, text) in [("bin/cargo", cargo), ("venv/bin/python", python)] {
         std::fs::write(d.join(path), text).unwrap();
         let status = Command::new("chmod")
@@ -809,11 +805,51 @@ fn scripts_test_runs_the_binary_of_cargo_target_dir() {
             .unwrap();
         assert!(status.success());
     }
-    let path = format!(
+    format!(
         "{}:{}",
         d.join("bin").display(),
         std::env::var("PATH").unwrap()
+    )
+}
+
+#[test]
+fn scripts_test_fails_naming_the_variable_when_no_postgres_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/test"))
+        .env("PATH", fake_tools(d))
+        .env("LOG", d.join("log"))
+        .env("DASHBOARD_MCP_VENV", d.join("venv"))
+        .env("CARGO_TARGET_DIR", d.join("target-elsewhere"))
+        .env(
+            "DASHBOARD_MCP_TEST_POSTGRES",
+            "postgres://me@127.0.0.1:1/none",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no PostgreSQL server answers at postgres://me@127.0.0.1:1/none")
+            && stderr.contains("point DASHBOARD_MCP_TEST_POSTGRES at one"),
+        "{stderr}"
     );
+    // The SQLite pass ran; nothing ran on PostgreSQL.
+    let log = std::fs::read_to_string(d.join("log")).unwrap();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["cargo build --locked", "cargo test --locked"]
+    );
+}
+
+#[test]
+fn scripts_test_runs_the_binary_of_cargo_target_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("log");
+    let path = fake_tools(d);
     let out = Command::new("bash")
         .arg(repo().join("scripts/test"))
         .env("PATH", path)
@@ -829,15 +865,22 @@ fn scripts_test_runs_the_binary_of_cargo_target_dir() {
         String::from_utf8_lossy(&out.stderr)
     );
     let log = std::fs::read_to_string(&log).unwrap();
+    let bin = d
+        .join("target-elsewhere/debug/dashboard-mcp")
+        .display()
+        .to_string();
     assert_eq!(
         log.lines().collect::<Vec<_>>(),
         [
             "cargo build --locked".to_owned(),
             "cargo test --locked".to_owned(),
-            format!(
-                "python BIN={}",
-                d.join("target-elsewhere/debug/dashboard-mcp").display()
-            ),
+            "cargo test --locked --features pg-tests --lib --test anomalies --test budgets \
+             --test contracts --test crosscheck --test errors --test exactness --test fixture \
+             --test hardening --test http --test http_hardening --test ingest --test jsonrpc \
+             --test limits --test replicas --test time_order"
+                .to_owned(),
+            format!("python BIN={bin} sqlite"),
+            format!("python BIN={bin} postgres"),
         ]
     );
 }

@@ -45,6 +45,8 @@ from urllib.parse import quote
 import anyio
 import anyio.from_thread
 import pytest
+
+from engines import database
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -130,7 +132,7 @@ class Server:
     def _start(self, addr: str) -> None:
         env = dict(os.environ, DASHBOARD_MCP_LOG="warn")
         env.pop("DASHBOARD_MCP_TOKEN", None)
-        cmd = [str(BIN), "--db", str(self.tmp / "usage.db"), "--allow-writes", "serve", "--demo", "--http", addr]
+        cmd = [str(BIN), "--db", database(self.tmp), "--allow-writes", "serve", "--demo", "--http", addr]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
                                      env=env, preexec_fn=cap_memory)
         self.base = self._wait_for_address()

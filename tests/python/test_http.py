@@ -23,6 +23,8 @@ from typing import Any
 import anyio
 import pytest
 
+from engines import database
+
 import mcp.types as types
 from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
@@ -50,7 +52,7 @@ class Server:
     def __init__(self, tmp: Path, *, token: str | None = None) -> None:
         if not BIN.exists():
             pytest.fail(f"no binary at {BIN}: run `cargo build` or set DASHBOARD_MCP_BIN")
-        self.db = tmp / "usage.db"
+        self.db = database(tmp)
         self.token = token
         subprocess.run(
             [str(BIN), "--db", str(self.db), "--now", NOW, "demo", "--agents", "5", "--models", "3",

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from engines import database
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("DASHBOARD_MCP_BIN") or REPO / "target" / "debug" / "dashboard-mcp")
 NOW = "2026-03-01T12:00:00Z"
@@ -70,7 +72,7 @@ class Stdio:
     def __init__(self, tmp: Path) -> None:
         require_binary()
         self.proc = subprocess.Popen(
-            [str(BIN), "--db", str(tmp / "usage.db"), "--now", NOW, "serve"],
+            [str(BIN), "--db", database(tmp), "--now", NOW, "serve"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={"DASHBOARD_MCP_LOG": "warn", "PATH": os.environ.get("PATH", "")},
         )
@@ -147,7 +149,7 @@ class Http:
         env = dict(os.environ, DASHBOARD_MCP_LOG="info")
         env.pop("DASHBOARD_MCP_TOKEN", None)
         self.proc = subprocess.Popen(
-            [str(BIN), "--db", str(tmp / "usage.db"), "--now", NOW, "serve", "--http", "127.0.0.1:0"],
+            [str(BIN), "--db", database(tmp), "--now", NOW, "serve", "--http", "127.0.0.1:0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env,
         )
         deadline = time.monotonic() + 30

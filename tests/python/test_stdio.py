@@ -20,6 +20,8 @@ import anyio
 import jsonschema
 import pytest
 
+from engines import database
+
 import mcp.types as types
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -54,15 +56,15 @@ ARGS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(tmp_path: Path) -> str:
     if not BIN.exists():
         pytest.fail(f"no binary at {BIN}: run `cargo build` or set DASHBOARD_MCP_BIN")
-    path = tmp_path / "usage.db"
-    subprocess.run([str(BIN), "--db", str(path), "import", str(FIXTURE)], check=True, capture_output=True, timeout=60)
+    path = database(tmp_path)
+    subprocess.run([str(BIN), "--db", path, "import", str(FIXTURE)], check=True, capture_output=True, timeout=60)
     return path
 
 
-def params(db: Path, *extra: str) -> StdioServerParameters:
+def params(db: str, *extra: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=str(BIN),
         args=["--db", str(db), "--now", NOW, *extra, "serve"],
@@ -136,7 +138,7 @@ async def exercise(list_tools, call_tool, writes: bool) -> None:
     assert bad.is_error and bad.content[0].text.startswith('nope: unknown field "nope"')
 
 
-def test_legacy_initialize_session(db: Path) -> None:
+def test_legacy_initialize_session(db: str) -> None:
     async def body() -> None:
         async with stdio_client(params(db, "--allow-writes")) as (read, write):
             async with ClientSession(read, write) as session:
@@ -151,7 +153,7 @@ def test_legacy_initialize_session(db: Path) -> None:
     run(body)
 
 
-def test_2026_07_28_stateless(db: Path) -> None:
+def test_2026_07_28_stateless(db: str) -> None:
     async def body() -> None:
         async with Client(params(db), mode="2026-07-28") as client:
             await exercise(client.list_tools, client.call_tool, writes=False)
@@ -159,7 +161,7 @@ def test_2026_07_28_stateless(db: Path) -> None:
     run(body)
 
 
-def test_auto_mode_discovers_the_server(db: Path) -> None:
+def test_auto_mode_discovers_the_server(db: str) -> None:
     async def body() -> None:
         async with Client(params(db), mode="auto") as client:
             tools = (await client.list_tools()).tools
@@ -170,7 +172,7 @@ def test_auto_mode_discovers_the_server(db: Path) -> None:
     run(body)
 
 
-def test_nothing_but_protocol_on_stdout(db: Path) -> None:
+def test_nothing_but_protocol_on_stdout(db: str) -> None:
     """A raw initialize + tools/list: every stdout line is a JSON-RPC message, logs go to stderr."""
     msgs = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -193,9 +193,10 @@ impl PgStore {
                 .map_or(0, |d| d.subsec_nanos())
         );
         sync(|| {
-            connect(admin_url)?
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .map_err(Error::from)
+            let mut admin = connect(admin_url)?;
+            drop_abandoned(&mut admin);
+            admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+            Ok::<_, Error>(())
         })?;
         let url = match admin_url.rfind('/') {
             Some(i) if i > admin_url.find("://").map_or(0, |s| s + 2) => {
@@ -445,6 +446,27 @@ impl Store for PgStore {
 
     fn checkpoint(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Drop the throwaway databases of test processes that are gone (a test that panicked, or a
+/// store never dropped): their names hold the process id (`dmcp_test_<pid>_…`, and
+/// `dmcp_py_<pid>_…` of the Python suites).
+fn drop_abandoned(admin: &mut Client) {
+    let Ok(rows) = admin.query(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'dmcp\\_test\\_%'
+            OR datname LIKE 'dmcp\\_py\\_%'",
+        &[],
+    ) else {
+        return;
+    };
+    for r in rows {
+        let name: String = r.get(0);
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 
