@@ -20,7 +20,8 @@ use crate::dashboard::Dashboard;
 use crate::demo::{self, DemoConfig};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Source};
-use crate::store::{SqliteStore, Store};
+use crate::store::postgres::{DatabaseCopy, PgStore};
+use crate::store::{self, SqliteStore, Store};
 use crate::time::{self, Clock, Millis, Zone, DAY};
 
 /// The pinned clock of the reference dataset: not on an hour, so windows have raw edges.
@@ -98,10 +99,20 @@ pub struct Report {
 /// Build (or reuse) the dataset and measure.
 pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> {
     let now = time::parse_rfc3339("now", NOW)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.db)?);
+    let location = cfg.db.to_string_lossy().into_owned();
+    let pg = store::is_postgres(&location);
+    let store: Arc<dyn Store> = if pg {
+        Arc::new(PgStore::open(&location)?)
+    } else {
+        Arc::new(SqliteStore::open(&cfg.db)?)
+    };
     let (mut built, mut import_secs) = (false, None);
     if store.is_empty()? {
-        let jsonl = cfg.db.with_extension("jsonl");
+        let jsonl = if pg {
+            std::env::temp_dir().join(format!("dashboard-mcp-bench-{}.jsonl", cfg.events))
+        } else {
+            cfg.db.with_extension("jsonl")
+        };
         progress(&format!(
             "writing {} executions to {}",
             cfg.events,
@@ -134,12 +145,19 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     }
     store.checkpoint()?;
     let executions = store.read(|c| c.execution_count())?;
-    let store_bytes = file_len(&cfg.db) + file_len(&suffixed(&cfg.db, "-wal"));
+    let store_bytes = store.size_bytes()?;
     drop(store);
     // The timed calls write live rows (and set budgets): they go to a copy, so every run measures
     // the dataset as built, not one grown by the rows of earlier runs.
-    let copy = WorkingCopy::of(&cfg.db)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&copy.0)?);
+    let (_copy, store): (Box<dyn std::any::Any>, Arc<dyn Store>) = if pg {
+        let copy = DatabaseCopy::of(&location)?;
+        let store = Arc::new(PgStore::open(&copy.url)?);
+        (Box::new(copy), store)
+    } else {
+        let copy = WorkingCopy::of(&cfg.db)?;
+        let store = Arc::new(SqliteStore::open(&copy.0)?);
+        (Box::new(copy), store)
+    };
     let d = Dashboard::new(store.clone(), Clock::Fixed(now), Zone::default());
     set_budgets(&d)?;
     let mut live = Live::new(now);
@@ -201,7 +219,7 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     };
     Ok(Report {
         executions,
-        db: cfg.db.display().to_string(),
+        db: store::describe_location(&location),
         built,
         import_records_per_sec: import_secs.map(|s| executions as f64 / s),
         import_secs,
@@ -375,10 +393,6 @@ impl Drop for WorkingCopy {
     fn drop(&mut self) {
         self.remove();
     }
-}
-
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
 /// `path` with `suffix` appended to its file name (`usage.db` → `usage.db-wal`).

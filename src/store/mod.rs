@@ -94,6 +94,10 @@ pub trait Store: Send + Sync {
 
     /// Make the store's files or tables compact (after a bulk load); may do nothing.
     fn checkpoint(&self) -> Result<()>;
+
+    /// The bytes the store takes on disk (SQLite: the file and its WAL; PostgreSQL: the
+    /// database, indexes included).
+    fn size_bytes(&self) -> Result<u64>;
 }
 
 impl dyn Store + '_ {
@@ -180,6 +184,15 @@ pub trait Snapshot {
     fn execution_count(&self) -> Result<i64>;
     /// The ids of the first `n` agents stored (the benchmark's sample).
     fn first_agent_ids(&self, n: u32) -> Result<Vec<String>>;
+}
+
+/// A location as logs show it: a URL without its password.
+pub fn describe_location(location: &str) -> String {
+    if is_postgres(location) {
+        postgres::redact(location)
+    } else {
+        location.to_owned()
+    }
 }
 
 /// Where the database is: a `postgres://` (or `postgresql://`) URL, or a SQLite file path.

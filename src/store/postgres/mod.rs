@@ -444,8 +444,78 @@ impl Store for PgStore {
         self.shared.inserted.subscribe()
     }
 
+    /// `VACUUM ANALYZE` after a bulk load: the planner's statistics and the visibility map
+    /// (index-only scans) are then current.
     fn checkpoint(&self) -> Result<()> {
-        Ok(())
+        sync(|| {
+            let mut c = self.take()?;
+            let out = c.batch_execute("VACUUM ANALYZE").map_err(Error::from);
+            self.give(c);
+            out
+        })
+    }
+
+    fn size_bytes(&self) -> Result<u64> {
+        sync(|| {
+            let mut c = self.take()?;
+            let out = c.query_one("SELECT pg_database_size(current_database())", &[]);
+            self.give(c);
+            Ok(out?.get::<_, i64>(0) as u64)
+        })
+    }
+}
+
+/// A copy of the database at `url` (`CREATE DATABASE … TEMPLATE`, which needs no other
+/// connection to it), dropped with this value: the benchmark's working copy.
+pub struct DatabaseCopy {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl DatabaseCopy {
+    pub fn of(url: &str) -> Result<DatabaseCopy> {
+        let (base, source) = split_database(url);
+        let name = format!("{source}_bench_run");
+        let admin = format!("{base}/postgres");
+        sync(|| {
+            let mut c = connect(&admin)?;
+            c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE);
+                 CREATE DATABASE {name} TEMPLATE {source}"
+            ))?;
+            Ok::<_, Error>(())
+        })?;
+        Ok(DatabaseCopy {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+}
+
+impl Drop for DatabaseCopy {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                if let Ok(mut c) = connect(&admin) {
+                    let _ =
+                        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            });
+        });
+    }
+}
+
+/// A URL split into everything before its database name, and the name (query strings are not
+/// kept).
+fn split_database(url: &str) -> (String, String) {
+    let url = url.split('?').next().unwrap_or(url);
+    let after = url.find("://").map_or(0, |i| i + 3);
+    match url[after..].find('/') {
+        Some(i) => (url[..after + i].to_owned(), url[after + i + 1..].to_owned()),
+        None => (url.to_owned(), "postgres".to_owned()),
     }
 }
 

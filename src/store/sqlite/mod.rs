@@ -413,6 +413,15 @@ impl Store for SqliteStore {
         self.inserted.subscribe()
     }
 
+    fn size_bytes(&self) -> Result<u64> {
+        let len = |suffix: &str| {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
+        };
+        Ok(len("") + len("-wal"))
+    }
+
     /// Move the write-ahead log into the database file and truncate it (so the file size is the
     /// store's size).
     fn checkpoint(&self) -> Result<()> {
