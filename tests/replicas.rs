@@ -120,13 +120,22 @@ async fn two_replicas_behave_as_one_and_answer_as_sqlite_does() {
     let b = serve(dashboard(b_store.clone())).await;
     let http = reqwest::Client::new();
 
-    // B answers (and caches) the empty database first.
+    // B answers (and caches) the empty database first, its anomaly memo warmed on it.
     let empty = get(
         &http,
         format!("{}/api/dashboard/overview?timeframe=day", b.base),
     )
     .await;
     assert_eq!(empty["summary"]["totalCalls"], 0);
+    let none = get(
+        &http,
+        format!("{}/api/dashboard/anomalies?timeframe=week", b.base),
+    )
+    .await;
+    assert_eq!(none["anomalies"], json!([]));
+    // What MCP resource notifications follow: B's change watch.
+    let mut b_changes = b_store.watch_changes();
+    b_changes.borrow_and_update();
 
     // B's live stream is open before A writes.
     let mut stream = http
@@ -145,6 +154,10 @@ async fn two_replicas_behave_as_one_and_answer_as_sqlite_does() {
     assert_eq!(resp.status(), 200);
     let report: Value = resp.json().await.unwrap();
     assert_eq!(report["accepted"], 24);
+    tokio::time::timeout(Duration::from_secs(5), b_changes.changed())
+        .await
+        .expect("B's change watch moves on after A's write")
+        .unwrap();
     let resp = http
         .put(format!("{}/api/budgets/global", a.base))
         .json(&json!({"limitUsd": 2, "period": "day"}))
@@ -174,7 +187,8 @@ async fn two_replicas_behave_as_one_and_answer_as_sqlite_does() {
     };
     let mut args = Map::new();
     args.insert("records".into(), Value::Array(recs));
-    catalog::call(&sqlite, true, "dashboard_record_usage", Some(args)).unwrap();
+    let sqlite_report = catalog::call(&sqlite, true, "dashboard_record_usage", Some(args)).unwrap();
+    assert_eq!(report, sqlite_report, "the write's report");
     let Value::Object(b_args) = json!({"scope": "global", "limitUsd": 2, "period": "day"}) else {
         unreachable!()
     };
@@ -262,4 +276,97 @@ impl Count for PgStore {
         let s: &dyn Store = self;
         s.read(|c| c.execution_count()).unwrap()
     }
+}
+
+/// `kill -9` of a replica under write load: every record it acknowledged is in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_acknowledged_record() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let url = dashboard_mcp::store::testing::postgres_url();
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || PgStore::throwaway(&url).unwrap())
+            .await
+            .unwrap(),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dashboard-mcp"))
+        .args([
+            "--db",
+            &store.location(),
+            "--allow-writes",
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("the server never said where it listens");
+    })
+    .await
+    .unwrap();
+
+    // Two writers post batches of 20 records until the server dies under them.
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..2 {
+        let (base, acked) = (base.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for b in 0.. {
+                let batch: Vec<Value> = (0..20)
+                    .map(|i| {
+                        json!({"id": format!("w{w}-{b}-{i}"), "timestamp": "2026-03-01T11:00:00Z",
+                               "agentId": "load", "model": "m", "cost": 0.001})
+                    })
+                    .collect();
+                match http
+                    .post(format!("{base}/api/usage"))
+                    .json(&batch)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        let report: Value = r.json().await.unwrap();
+                        assert_eq!(report["accepted"], 20);
+                        acked.fetch_add(20, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.load(std::sync::atomic::Ordering::SeqCst) as i64;
+    assert!(
+        acked > 100,
+        "the load was too light to mean anything: {acked}"
+    );
+    let s = store.clone();
+    let stored = tokio::task::spawn_blocking(move || s.read(|c| c.execution_count()).unwrap())
+        .await
+        .unwrap();
+    // Every acknowledged record, and at most the two batches in flight besides.
+    assert!(
+        stored >= acked && stored <= acked + 40,
+        "stored {stored}, acknowledged {acked}"
+    );
+    tokio::task::spawn_blocking(move || drop(store))
+        .await
+        .unwrap();
 }

@@ -480,10 +480,9 @@ impl DatabaseCopy {
         let admin = format!("{base}/postgres");
         sync(|| {
             let mut c = connect(&admin)?;
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE);
-                 CREATE DATABASE {name} TEMPLATE {source}"
-            ))?;
+            // Two statements: neither may run inside a transaction block.
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+            c.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))?;
             Ok::<_, Error>(())
         })?;
         Ok(DatabaseCopy {

@@ -67,6 +67,21 @@ fn totals_at(r: &postgres::Row, i: usize) -> Totals {
     }
 }
 
+/// ` AND agent = $i AND model = $j` for the keys a filter resolved to (columns prefixed with
+/// `prefix`), their values appended to `params`.
+fn key_cond<'p>(k: &'p Keys, prefix: &str, params: &mut Params<'p>) -> String {
+    let mut cond = String::new();
+    if let Some(a) = &k.agent {
+        params.push(a);
+        cond.push_str(&format!(" AND {prefix}agent = ${}", params.len()));
+    }
+    if let Some(m) = &k.model {
+        params.push(m);
+        cond.push_str(&format!(" AND {prefix}model = ${}", params.len()));
+    }
+    cond
+}
+
 fn int(s: &str) -> Result<i128> {
     s.parse()
         .map_err(|_| Error::Internal(format!("a stored sum is not an integer: {s:?}")))
@@ -175,58 +190,36 @@ impl<'a> PgSnapshot<'a> {
             None => "0::bigint".to_owned(),
             Some(u) => format!("({col} * {len}) / {u}"),
         };
-        let mut run = |sql: String, lo: i64, hi: i64| -> Result<()> {
+        // (table, its time column, the column's unit in ms, what it sums, the window).
+        let parts = plan
+            .raw
+            .iter()
+            .map(|w| ("executions", "ts", 1, TOTALS, w))
+            .chain(
+                plan.hours
+                    .iter()
+                    .map(|w| ("rollup_hour", "hour", HOUR, ROLLED, w)),
+            )
+            .chain(
+                plan.days
+                    .iter()
+                    .map(|w| ("rollup_day", "day", DAY, ROLLED, w)),
+            );
+        for (table, col, len, sums, w) in parts {
+            let (lo, hi) = (w.start / len, w.end / len);
             let mut params: Params = vec![&lo, &hi];
-            let mut cond = String::new();
-            if let Some(a) = &k.agent {
-                params.push(a);
-                cond.push_str(&format!(" AND agent = ${}", params.len()));
-            }
-            if let Some(m) = &k.model {
-                params.push(m);
-                cond.push_str(&format!(" AND model = ${}", params.len()));
-            }
-            let sql = sql.replace("{cond}", &cond);
+            let cond = key_cond(k, "", &mut params);
+            let sql = format!(
+                "SELECT {}, {key}::int, {sums} FROM {table}
+                 WHERE {col} >= $1 AND {col} < $2{cond} GROUP BY 1, 2",
+                unit_of(col, len)
+            );
             for r in self.query(&sql, &params)? {
                 let key: i32 = r.get(1);
                 out.entry((r.get(0), key))
                     .or_default()
                     .add(&totals_at(&r, 2));
             }
-            Ok(())
-        };
-        for w in &plan.raw {
-            run(
-                format!(
-                    "SELECT {}, {key}::int, {TOTALS} FROM executions
-                     WHERE ts >= $1 AND ts < $2{{cond}} GROUP BY 1, 2",
-                    unit_of("ts", 1)
-                ),
-                w.start,
-                w.end,
-            )?;
-        }
-        for w in &plan.hours {
-            run(
-                format!(
-                    "SELECT {}, {key}::int, {ROLLED} FROM rollup_hour
-                     WHERE hour >= $1 AND hour < $2{{cond}} GROUP BY 1, 2",
-                    unit_of("hour", HOUR)
-                ),
-                w.start / HOUR,
-                w.end / HOUR,
-            )?;
-        }
-        if let Some(w) = &plan.days {
-            run(
-                format!(
-                    "SELECT {}, {key}::int, {ROLLED} FROM rollup_day
-                     WHERE day >= $1 AND day < $2{{cond}} GROUP BY 1, 2",
-                    unit_of("day", DAY)
-                ),
-                w.start / DAY,
-                w.end / DAY,
-            )?;
         }
         Ok(out)
     }
@@ -256,15 +249,7 @@ impl<'a> PgSnapshot<'a> {
 
     fn exact_p95(&self, w: &Window, k: &Keys) -> Result<Option<f64>> {
         let mut params: Params = vec![&w.start, &w.end];
-        let mut cond = String::new();
-        if let Some(a) = &k.agent {
-            params.push(a);
-            cond.push_str(&format!(" AND agent = ${}", params.len()));
-        }
-        if let Some(m) = &k.model {
-            params.push(m);
-            cond.push_str(&format!(" AND model = ${}", params.len()));
-        }
+        let cond = key_cond(k, "", &mut params);
         Ok(self
             .one(
                 &format!(
@@ -459,15 +444,7 @@ impl Snapshot for PgSnapshot<'_> {
         }
         let (lim, off) = (i64::from(limit), offset as i64);
         let mut params: Params = vec![&w.start, &w.end, &lim, &off];
-        let mut cond = String::new();
-        if let Some(a) = &k.agent {
-            params.push(a);
-            cond.push_str(&format!(" AND e.agent = ${}", params.len()));
-        }
-        if let Some(m) = &k.model {
-            params.push(m);
-            cond.push_str(&format!(" AND e.model = ${}", params.len()));
-        }
+        let mut cond = key_cond(&k, "e.", &mut params);
         match ef.success {
             Some(true) => cond.push_str(" AND e.success"),
             Some(false) => cond.push_str(" AND NOT e.success"),
