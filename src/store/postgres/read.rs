@@ -190,6 +190,17 @@ impl<'a> PgSnapshot<'a> {
             None => "0::bigint".to_owned(),
             Some(u) => format!("({col} * {len}) / {u}"),
         };
+        // The smallest level of the rollups that has the columns the question needs.
+        let level = match (
+            k.agent.is_some() || by == By::Agent,
+            k.model.is_some() || by == By::Model,
+        ) {
+            (true, true) => "rollup",
+            (true, false) => "agent_rollup",
+            (false, true) => "model_rollup",
+            (false, false) => "total",
+        };
+        let (hours, days) = (format!("{level}_hour"), format!("{level}_day"));
         // (table, its time column, the column's unit in ms, what it sums, the window).
         let parts = plan
             .raw
@@ -198,12 +209,12 @@ impl<'a> PgSnapshot<'a> {
             .chain(
                 plan.hours
                     .iter()
-                    .map(|w| ("rollup_hour", "hour", HOUR, ROLLED, w)),
+                    .map(|w| (hours.as_str(), "hour", HOUR, ROLLED, w)),
             )
             .chain(
                 plan.days
                     .iter()
-                    .map(|w| ("rollup_day", "day", DAY, ROLLED, w)),
+                    .map(|w| (days.as_str(), "day", DAY, ROLLED, w)),
             );
         for (table, col, len, sums, w) in parts {
             let (lo, hi) = (w.start / len, w.end / len);
@@ -283,11 +294,30 @@ impl<'a> PgSnapshot<'a> {
                 *hist.entry(latency_bucket(r.get(0))).or_default() += 1;
             }
         }
-        let parts = plan
+        // Whole days as whole 7-day blocks (`day / 7`) and the days beside them.
+        const WEEK: Millis = 7 * DAY;
+        let mut parts: Vec<(&str, &str, Millis, Window)> = plan
             .hours
             .iter()
-            .map(|w| ("hist_hour", "hour", HOUR, w))
-            .chain(plan.days.iter().map(|w| ("hist_day", "day", DAY, w)));
+            .map(|w| ("hist_hour", "hour", HOUR, *w))
+            .collect();
+        if let Some(d) = plan.days {
+            let (ws, we) = (
+                -((-d.start).div_euclid(WEEK)) * WEEK,
+                d.end.div_euclid(WEEK) * WEEK,
+            );
+            if ws < we {
+                for (start, end) in [(d.start, ws), (we, d.end)] {
+                    if start < end {
+                        parts.push(("hist_day", "day", DAY, Window { start, end }));
+                    }
+                }
+                let weeks = Window { start: ws, end: we };
+                parts.push(("hist_week", "week", WEEK, weeks));
+            } else {
+                parts.push(("hist_day", "day", DAY, d));
+            }
+        }
         for (table, col, len, w) in parts {
             let (lo, hi) = (w.start / len, w.end / len);
             for r in self.query(

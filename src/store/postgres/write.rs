@@ -238,6 +238,60 @@ fn copy_rows(
     Ok(())
 }
 
+/// Add `rows` ((key values in the order of `cols`), totals) to the rollup `table`, whose
+/// primary key is `cols`.
+fn upsert_totals(
+    tx: &mut postgres::Transaction<'_>,
+    table: &str,
+    cols: &[&str],
+    rows: impl Iterator<Item = (Vec<i64>, Totals)>,
+) -> Result<()> {
+    let n = cols.len();
+    let mut keys: Vec<Vec<i64>> = vec![Vec::new(); n];
+    let mut ints: Vec<Vec<i64>> = vec![Vec::new(); 5];
+    let mut durations: Vec<f64> = Vec::new();
+    for (k, x) in rows {
+        for (col, v) in keys.iter_mut().zip(k) {
+            col.push(v);
+        }
+        for (col, v) in ints
+            .iter_mut()
+            .zip([x.calls, x.errors, x.tokens, x.cost, x.timed])
+        {
+            col.push(v);
+        }
+        durations.push(x.duration_sum);
+    }
+    if durations.is_empty() {
+        return Ok(());
+    }
+    let arrays: Vec<String> = (1..=n + 5)
+        .map(|i| format!("${i}::bigint[]"))
+        .chain([format!("${}::float8[]", n + 6)])
+        .collect();
+    let key = cols.join(", ");
+    let sql = format!(
+        "INSERT INTO {table} ({key}, calls, errors, tokens, cost, timed, duration_sum)
+         SELECT * FROM unnest({})
+         ON CONFLICT ({key}) DO UPDATE SET
+           calls = {table}.calls + EXCLUDED.calls,
+           errors = {table}.errors + EXCLUDED.errors,
+           tokens = {table}.tokens + EXCLUDED.tokens,
+           cost = {table}.cost + EXCLUDED.cost,
+           timed = {table}.timed + EXCLUDED.timed,
+           duration_sum = {table}.duration_sum + EXCLUDED.duration_sum",
+        arrays.join(", ")
+    );
+    let params: Vec<&(dyn ToSql + Sync)> = keys
+        .iter()
+        .chain(&ints)
+        .map(|v| v as &(dyn ToSql + Sync))
+        .chain([&durations as &(dyn ToSql + Sync)])
+        .collect();
+    tx.execute(&sql, &params)?;
+    Ok(())
+}
+
 /// What one batch adds to the rollups.
 #[derive(Default)]
 struct Sums {
@@ -249,6 +303,8 @@ struct Sums {
     /// (agent, hour or day, bucket) → count; agent 0 holds every agent together.
     hist_hours: BTreeMap<(i32, i64, i32), i64>,
     hist_days: BTreeMap<(i32, i64, i32), i64>,
+    /// (agent, 7-day block = day / 7, bucket) → count.
+    hist_weeks: BTreeMap<(i32, i64, i32), i64>,
 }
 
 impl Sums {
@@ -277,46 +333,51 @@ impl Sums {
             for a in [agent, 0] {
                 *self.hist_hours.entry((a, hour, b)).or_default() += 1;
                 *self.hist_days.entry((a, day, b)).or_default() += 1;
+                *self
+                    .hist_weeks
+                    .entry((a, day.div_euclid(7), b))
+                    .or_default() += 1;
             }
         }
     }
 
     /// Add the sums to the stored rollups, in primary-key order.
     fn flush(self, tx: &mut postgres::Transaction<'_>, gen: i64) -> Result<()> {
-        for (table, col, rows) in [
-            ("rollup_hour", "hour", &self.hours),
-            ("rollup_day", "day", &self.days),
-        ] {
-            let mut k = (Vec::new(), Vec::new(), Vec::new());
-            let mut v = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut timed, mut dur) = (Vec::new(), Vec::new());
+        for (unit, rows) in [("hour", &self.hours), ("day", &self.days)] {
+            // Every level: per agent × model, per agent, per model, in all.
+            let mut agent: BTreeMap<(i64, i32), Totals> = BTreeMap::new();
+            let mut model: BTreeMap<(i64, i32), Totals> = BTreeMap::new();
+            let mut total: BTreeMap<i64, Totals> = BTreeMap::new();
             for (&(t, a, m), x) in rows {
-                k.0.push(t);
-                k.1.push(a);
-                k.2.push(m);
-                v.0.push(x.calls);
-                v.1.push(x.errors);
-                v.2.push(x.tokens);
-                v.3.push(x.cost);
-                timed.push(x.timed);
-                dur.push(x.duration_sum);
+                agent.entry((t, a)).or_default().add(x);
+                model.entry((t, m)).or_default().add(x);
+                total.entry(t).or_default().add(x);
             }
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table} ({col}, agent, model, calls, errors, tokens, cost, timed,
-                       duration_sum)
-                     SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[],
-                       $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::float8[])
-                     ON CONFLICT ({col}, agent, model) DO UPDATE SET
-                       calls = {table}.calls + EXCLUDED.calls,
-                       errors = {table}.errors + EXCLUDED.errors,
-                       tokens = {table}.tokens + EXCLUDED.tokens,
-                       cost = {table}.cost + EXCLUDED.cost,
-                       timed = {table}.timed + EXCLUDED.timed,
-                       duration_sum = {table}.duration_sum + EXCLUDED.duration_sum"
-                ),
-                &[&k.0, &k.1, &k.2, &v.0, &v.1, &v.2, &v.3, &timed, &dur],
+            let both = rows
+                .iter()
+                .map(|(&(t, a, m), x)| (vec![t, i64::from(a), i64::from(m)], *x));
+            upsert_totals(
+                tx,
+                &format!("rollup_{unit}"),
+                &[unit, "agent", "model"],
+                both,
             )?;
+            let by_agent = agent.iter().map(|(&(t, a), x)| (vec![t, i64::from(a)], *x));
+            upsert_totals(
+                tx,
+                &format!("agent_rollup_{unit}"),
+                &[unit, "agent"],
+                by_agent,
+            )?;
+            let by_model = model.iter().map(|(&(t, m), x)| (vec![t, i64::from(m)], *x));
+            upsert_totals(
+                tx,
+                &format!("model_rollup_{unit}"),
+                &[unit, "model"],
+                by_model,
+            )?;
+            let all = total.iter().map(|(&t, x)| (vec![t], *x));
+            upsert_totals(tx, &format!("total_{unit}"), &[unit], all)?;
         }
         let mut c: Vec<Vec<i64>> = vec![Vec::new(); 10];
         let mut agents: Vec<i32> = Vec::new();
@@ -382,6 +443,7 @@ impl Sums {
         for (table, col, rows) in [
             ("hist_hour", "hour", &self.hist_hours),
             ("hist_day", "day", &self.hist_days),
+            ("hist_week", "week", &self.hist_weeks),
         ] {
             let (mut a, mut t, mut b, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (&(agent, time, bucket), &count) in rows {
