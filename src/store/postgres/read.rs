@@ -15,6 +15,7 @@ use postgres::Transaction;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::money::Nanos;
+use crate::store::plan::decode_counts;
 use crate::store::{
     latency_bucket, p95_of, AgentRun, AgentTotals, Agents, Budget, Changes, ExecutionFilter,
     ExecutionRow, Filter, GroupKey, HourSums, ModelTotals, Plan, Snapshot, Totals, EXACT_P95_MAX,
@@ -322,13 +323,11 @@ impl<'a> PgSnapshot<'a> {
             let (lo, hi) = (w.start / len, w.end / len);
             for r in self.query(
                 &format!(
-                    "SELECT bucket, SUM(n)::bigint FROM {table}
-                     WHERE agent = $1 AND {col} >= $2 AND {col} < $3 GROUP BY bucket"
+                    "SELECT counts FROM {table} WHERE agent = $1 AND {col} >= $2 AND {col} < $3"
                 ),
                 &[&a, &lo, &hi],
             )? {
-                let b: i32 = r.get(0);
-                *hist.entry(i64::from(b)).or_default() += r.get::<_, i64>(1);
+                decode_counts(r.get(0), |b, n| *hist.entry(b).or_default() += n)?;
             }
         }
         Ok(hist)

@@ -58,13 +58,17 @@ const MIGRATIONS: &[&str] = &[
      ) PARTITION BY RANGE (ts);
      CREATE INDEX executions_ts ON executions (ts);
      CREATE INDEX executions_agent_ts ON executions (agent, ts);
-     CREATE INDEX executions_gen ON executions (gen);
+     -- Rows arrive in generation order: a BRIN index finds a generation's rows (the live feed of
+     -- other replicas) for almost nothing per row.
+     CREATE INDEX executions_gen ON executions USING brin (gen);
      CREATE TABLE budgets (
         scope       text PRIMARY KEY,
         limit_nanos bigint NOT NULL CHECK (limit_nanos > 0),
         period      text NOT NULL CHECK (period IN ('day', 'week', 'month')),
         thresholds  text NOT NULL
      );
+     -- The rollups, by hour and by day, at four levels: a question reads the smallest that has
+     -- the columns it needs (a quarter's total is 90 rows, not every agent × model of 90 days).
      CREATE TABLE rollup_hour (
         hour         bigint NOT NULL,
         agent        integer NOT NULL,
@@ -79,6 +83,21 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE rollup_day (LIKE rollup_hour INCLUDING ALL);
      ALTER TABLE rollup_day RENAME COLUMN hour TO day;
+     CREATE TABLE agent_rollup_hour (LIKE rollup_hour INCLUDING ALL);
+     ALTER TABLE agent_rollup_hour DROP COLUMN model;
+     ALTER TABLE agent_rollup_hour ADD PRIMARY KEY (hour, agent);
+     CREATE TABLE agent_rollup_day (LIKE agent_rollup_hour INCLUDING ALL);
+     ALTER TABLE agent_rollup_day RENAME COLUMN hour TO day;
+     CREATE TABLE model_rollup_hour (LIKE rollup_hour INCLUDING ALL);
+     ALTER TABLE model_rollup_hour DROP COLUMN agent;
+     ALTER TABLE model_rollup_hour ADD PRIMARY KEY (hour, model);
+     CREATE TABLE model_rollup_day (LIKE model_rollup_hour INCLUDING ALL);
+     ALTER TABLE model_rollup_day RENAME COLUMN hour TO day;
+     CREATE TABLE total_hour (LIKE agent_rollup_hour INCLUDING ALL);
+     ALTER TABLE total_hour DROP COLUMN agent;
+     ALTER TABLE total_hour ADD PRIMARY KEY (hour);
+     CREATE TABLE total_day (LIKE total_hour INCLUDING ALL);
+     ALTER TABLE total_day RENAME COLUMN hour TO day;
      CREATE TABLE agent_hour (
         hour         bigint NOT NULL,
         agent        integer NOT NULL,
@@ -98,64 +117,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (hour, agent)
      );
      CREATE INDEX agent_hour_gen ON agent_hour (gen);
+     -- Latency histograms, one row per agent (0: all agents) and hour, day or 7-day block
+     -- (day / 7): the (bucket, count) pairs as varint blobs (store::plan::encode_counts).
      CREATE TABLE hist_hour (
         agent  integer NOT NULL,
         hour   bigint NOT NULL,
-        bucket integer NOT NULL,
-        n      bigint NOT NULL,
-        PRIMARY KEY (agent, hour, bucket)
+        counts bytea NOT NULL,
+        PRIMARY KEY (agent, hour)
      );
      CREATE TABLE hist_day (LIKE hist_hour INCLUDING ALL);
-     ALTER TABLE hist_day RENAME COLUMN hour TO day;",
-    // 2: smaller levels of the rollups for questions that need no agent or no model (a
-    // quarter's total reads 90 rows instead of every agent × model of 90 days), 7-day
-    // histogram blocks, and a BRIN index for `gen` (rows arrive in generation order).
-    "CREATE TABLE total_hour (
-        hour         bigint PRIMARY KEY,
-        calls        bigint NOT NULL,
-        errors       bigint NOT NULL,
-        tokens       bigint NOT NULL,
-        cost         bigint NOT NULL,
-        timed        bigint NOT NULL,
-        duration_sum double precision NOT NULL
-     );
-     CREATE TABLE total_day (LIKE total_hour INCLUDING ALL);
-     ALTER TABLE total_day RENAME COLUMN hour TO day;
-     CREATE TABLE agent_rollup_hour (
-        hour         bigint NOT NULL,
-        agent        integer NOT NULL,
-        calls        bigint NOT NULL,
-        errors       bigint NOT NULL,
-        tokens       bigint NOT NULL,
-        cost         bigint NOT NULL,
-        timed        bigint NOT NULL,
-        duration_sum double precision NOT NULL,
-        PRIMARY KEY (hour, agent)
-     );
-     CREATE TABLE agent_rollup_day (LIKE agent_rollup_hour INCLUDING ALL);
-     ALTER TABLE agent_rollup_day RENAME COLUMN hour TO day;
-     CREATE TABLE model_rollup_hour (LIKE agent_rollup_hour INCLUDING ALL);
-     ALTER TABLE model_rollup_hour RENAME COLUMN agent TO model;
-     CREATE TABLE model_rollup_day (LIKE model_rollup_hour INCLUDING ALL);
-     ALTER TABLE model_rollup_day RENAME COLUMN hour TO day;
-     CREATE TABLE hist_week (LIKE hist_day INCLUDING ALL);
-     ALTER TABLE hist_week RENAME COLUMN day TO week;
-     INSERT INTO total_hour SELECT hour, SUM(calls), SUM(errors), SUM(tokens), SUM(cost),
-       SUM(timed), SUM(duration_sum) FROM rollup_hour GROUP BY hour;
-     INSERT INTO total_day SELECT day, SUM(calls), SUM(errors), SUM(tokens), SUM(cost),
-       SUM(timed), SUM(duration_sum) FROM rollup_day GROUP BY day;
-     INSERT INTO agent_rollup_hour SELECT hour, agent, SUM(calls), SUM(errors), SUM(tokens),
-       SUM(cost), SUM(timed), SUM(duration_sum) FROM rollup_hour GROUP BY hour, agent;
-     INSERT INTO agent_rollup_day SELECT day, agent, SUM(calls), SUM(errors), SUM(tokens),
-       SUM(cost), SUM(timed), SUM(duration_sum) FROM rollup_day GROUP BY day, agent;
-     INSERT INTO model_rollup_hour SELECT hour, model, SUM(calls), SUM(errors), SUM(tokens),
-       SUM(cost), SUM(timed), SUM(duration_sum) FROM rollup_hour GROUP BY hour, model;
-     INSERT INTO model_rollup_day SELECT day, model, SUM(calls), SUM(errors), SUM(tokens),
-       SUM(cost), SUM(timed), SUM(duration_sum) FROM rollup_day GROUP BY day, model;
-     INSERT INTO hist_week SELECT agent, day / 7, bucket, SUM(n) FROM hist_day
-       GROUP BY agent, day / 7, bucket;
-     DROP INDEX executions_gen;
-     CREATE INDEX executions_gen ON executions USING brin (gen);",
+     ALTER TABLE hist_day RENAME COLUMN hour TO day;
+     CREATE TABLE hist_week (LIKE hist_hour INCLUDING ALL);
+     ALTER TABLE hist_week RENAME COLUMN hour TO week;",
 ];
 
 /// Apply the migrations this database has not seen, each in its own transaction.

@@ -12,6 +12,7 @@ use postgres::types::{ToSql, Type};
 use postgres::Client;
 
 use crate::error::Result;
+use crate::store::plan::{decode_counts, encode_counts};
 use crate::store::{latency_bucket, Atomic, Execution, HourSums, Outcome, Totals};
 use crate::time::{Millis, DAY, HOUR};
 
@@ -292,6 +293,45 @@ fn upsert_totals(
     Ok(())
 }
 
+/// Add a batch's histograms ((agent, time) → bucket → count) to the stored blobs of `table`:
+/// the stored ones of those keys are read, merged here and written back (writers are ordered
+/// by the generation row, so nothing changes them in between). One row per agent and hour
+/// instead of one per bucket: a tenth of the rows written.
+fn merge_histograms(
+    tx: &mut postgres::Transaction<'_>,
+    table: &str,
+    col: &str,
+    rows: &BTreeMap<(i32, i64), BTreeMap<i64, i64>>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (agents, times): (Vec<i32>, Vec<i64>) = rows.keys().copied().unzip();
+    let mut merged: BTreeMap<(i32, i64), BTreeMap<i64, i64>> = rows.clone();
+    let stored = tx.query(
+        &format!(
+            "SELECT h.agent, h.{col}, h.counts FROM {table} h
+             JOIN unnest($1::int[], $2::bigint[]) AS k(agent, t)
+               ON h.agent = k.agent AND h.{col} = k.t"
+        ),
+        &[&agents, &times],
+    )?;
+    for r in stored {
+        let into = merged.entry((r.get(0), r.get(1))).or_default();
+        decode_counts(r.get(2), |b, n| *into.entry(b).or_default() += n)?;
+    }
+    let blobs: Vec<Vec<u8>> = merged.values().map(encode_counts).collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO {table} (agent, {col}, counts)
+             SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])
+             ON CONFLICT (agent, {col}) DO UPDATE SET counts = EXCLUDED.counts"
+        ),
+        &[&agents, &times, &blobs],
+    )?;
+    Ok(())
+}
+
 /// What one batch adds to the rollups.
 #[derive(Default)]
 struct Sums {
@@ -301,10 +341,10 @@ struct Sums {
     /// (hour, agent) → the detector's sums.
     agent_hours: BTreeMap<(i64, i32), HourSums>,
     /// (agent, hour or day, bucket) → count; agent 0 holds every agent together.
-    hist_hours: BTreeMap<(i32, i64, i32), i64>,
-    hist_days: BTreeMap<(i32, i64, i32), i64>,
-    /// (agent, 7-day block = day / 7, bucket) → count.
-    hist_weeks: BTreeMap<(i32, i64, i32), i64>,
+    hist_hours: BTreeMap<(i32, i64), BTreeMap<i64, i64>>,
+    hist_days: BTreeMap<(i32, i64), BTreeMap<i64, i64>>,
+    /// (agent, 7-day block = day / 7) → bucket → count.
+    hist_weeks: BTreeMap<(i32, i64), BTreeMap<i64, i64>>,
 }
 
 impl Sums {
@@ -329,14 +369,15 @@ impl Sums {
             e.duration_ms,
         );
         if let Some(d) = e.duration_ms {
-            let b = latency_bucket(d) as i32;
+            let b = latency_bucket(d);
             for a in [agent, 0] {
-                *self.hist_hours.entry((a, hour, b)).or_default() += 1;
-                *self.hist_days.entry((a, day, b)).or_default() += 1;
-                *self
-                    .hist_weeks
-                    .entry((a, day.div_euclid(7), b))
-                    .or_default() += 1;
+                for (map, t) in [
+                    (&mut self.hist_hours, hour),
+                    (&mut self.hist_days, day),
+                    (&mut self.hist_weeks, day.div_euclid(7)),
+                ] {
+                    *map.entry((a, t)).or_default().entry(b).or_default() += 1;
+                }
             }
         }
     }
@@ -445,21 +486,7 @@ impl Sums {
             ("hist_day", "day", &self.hist_days),
             ("hist_week", "week", &self.hist_weeks),
         ] {
-            let (mut a, mut t, mut b, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for (&(agent, time, bucket), &count) in rows {
-                a.push(agent);
-                t.push(time);
-                b.push(bucket);
-                n.push(count);
-            }
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table} (agent, {col}, bucket, n)
-                     SELECT * FROM unnest($1::int[], $2::bigint[], $3::int[], $4::bigint[])
-                     ON CONFLICT (agent, {col}, bucket) DO UPDATE SET n = {table}.n + EXCLUDED.n"
-                ),
-                &[&a, &t, &b, &n],
-            )?;
+            merge_histograms(tx, table, col, rows)?;
         }
         Ok(())
     }
