@@ -149,7 +149,8 @@ fn a_url_is_refused_naming_what_is_accepted_and_a_huge_value_is_cut() {
     assert_eq!(
         out.stderr.trim_end(),
         "error: --db: \"mysql://me@db/usage\" is a URL (mysql://), which is not supported; \
-         give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)"
+         give the path of a SQLite file, e.g. ./usage.db (created when its directory exists), \
+         or a PostgreSQL URL (postgres://user@host:port/database)"
     );
     let huge = format!("file:{}", "y".repeat(100_000));
     let out = run(dir.path(), &["--db", &huge, "query", "overview"]);

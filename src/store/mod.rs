@@ -45,8 +45,8 @@ pub enum Outcome {
 pub enum Atomic {
     /// The other records are written all the same.
     PerRecord,
-    /// Nothing is written: the call fails with the first refusal, `Error::Invalid` naming
-    /// `records[i]`.
+    /// Nothing is written when any record is refused: the outcomes name the refused ones (the
+    /// others' outcomes then mean nothing).
     All,
 }
 

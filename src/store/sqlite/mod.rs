@@ -83,11 +83,17 @@ pub struct SqliteStore {
 pub struct Reader<'a> {
     conn: &'a Connection,
     pub rollups: bool,
+    /// Filters resolved to keys in this read (each once per call; `query::keys`).
+    keys: std::cell::RefCell<std::collections::HashMap<super::Filter, Option<rollup::Keys>>>,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(conn: &'a Connection, rollups: bool) -> Self {
-        Reader { conn, rollups }
+        Reader {
+            conn,
+            rollups,
+            keys: Default::default(),
+        }
     }
 }
 
@@ -146,7 +152,8 @@ pub fn check_location(path: &Path) -> std::result::Result<(), String> {
                 .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         {
             return Err(format!(
-                "{quoted} is a URL ({scheme}://), which is not supported; {accepted}"
+                "{quoted} is a URL ({scheme}://), which is not supported; {accepted}, or a \
+                 PostgreSQL URL (postgres://user@host:port/database)"
             ));
         }
     }
@@ -529,8 +536,8 @@ mod tests {
                 "\":memory:\" (an in-memory database) is not supported: every connection of the store would see a database of its own, and the data would vanish when the command ends; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
             ),
             (
-                "postgres://u@h/db",
-                "\"postgres://u@h/db\" is a URL (postgres://), which is not supported; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists)",
+                "mysql://u@h/db",
+                "\"mysql://u@h/db\" is a URL (mysql://), which is not supported; give the path of a SQLite file, e.g. ./usage.db (created when its directory exists), or a PostgreSQL URL (postgres://user@host:port/database)",
             ),
             (
                 "",

@@ -36,7 +36,7 @@ pub(crate) fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Tot
 
 /// The `WHERE` clause for a window and filter, with its parameters. `None` when a filter names
 /// an agent or model that was never stored (so nothing can match).
-fn where_clause(c: &Connection, w: &Window, f: &Filter) -> Result<Option<(String, Vec<Value>)>> {
+fn where_clause(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<(String, Vec<Value>)>> {
     let Some(k) = keys(c, f)? else {
         return Ok(None);
     };
@@ -65,7 +65,7 @@ pub fn execution_count(c: &Connection) -> Result<i64> {
 }
 
 /// Sums over the window.
-pub fn raw_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Totals> {
+pub fn raw_totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Totals> {
     let Some((cond, params)) = where_clause(c, w, f)? else {
         return Ok(Totals::default());
     };
@@ -75,7 +75,7 @@ pub fn raw_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Totals> {
 }
 
 /// The nearest-rank 95th percentile of the known durations: the value at rank ⌈0.95·n⌉.
-pub fn raw_p95_duration(c: &Connection, w: &Window, f: &Filter) -> Result<Option<f64>> {
+pub fn raw_p95_duration(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<f64>> {
     let Some((cond, params)) = where_clause(c, w, f)? else {
         return Ok(None);
     };
@@ -99,7 +99,7 @@ pub fn raw_p95_duration(c: &Connection, w: &Window, f: &Filter) -> Result<Option
 }
 
 /// Per-agent sums over the window (agents with at least one execution), in no set order.
-pub fn raw_agent_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Vec<AgentTotals>> {
+pub fn raw_agent_totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<AgentTotals>> {
     let Some((cond, params)) = where_clause(c, w, f)? else {
         return Ok(Vec::new());
     };
@@ -120,7 +120,7 @@ pub fn raw_agent_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Vec<Ag
 }
 
 /// Per-model sums over the window, in no set order.
-pub fn raw_model_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Vec<ModelTotals>> {
+pub fn raw_model_totals(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<ModelTotals>> {
     let Some((cond, params)) = where_clause(c, w, f)? else {
         return Ok(Vec::new());
     };
@@ -142,7 +142,7 @@ pub fn raw_model_totals(c: &Connection, w: &Window, f: &Filter) -> Result<Vec<Mo
 /// Sums per time unit of `unit` milliseconds (`ts / unit`), and per agent or model when asked;
 /// the key is `""` for `GroupKey::None`.
 pub fn raw_grouped(
-    c: &Connection,
+    c: &Reader<'_>,
     w: &Window,
     f: &Filter,
     unit: Millis,
@@ -281,8 +281,18 @@ pub fn executions(
     ))
 }
 
-/// The agent and model keys of a filter; `None` when it names one never stored.
-pub(super) fn keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
+/// The agent and model keys of a filter; `None` when it names one never stored. Resolved once
+/// per read: the reader remembers them.
+pub(super) fn keys(c: &Reader<'_>, f: &Filter) -> Result<Option<Keys>> {
+    if let Some(k) = c.keys.borrow().get(f) {
+        return Ok(*k);
+    }
+    let k = lookup_keys(c, f)?;
+    c.keys.borrow_mut().insert(f.clone(), k);
+    Ok(k)
+}
+
+fn lookup_keys(c: &Connection, f: &Filter) -> Result<Option<Keys>> {
     let mut k = Keys::default();
     if let Some(agent) = &f.agent {
         k.agent = c
@@ -356,7 +366,7 @@ pub fn p95_duration(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<f64
 /// `raw_p95_duration`'s value with one pass over the rows: the durations are streamed and the
 /// nearest-rank one selected here (SQL's `ORDER BY … OFFSET` after a `COUNT` reads the rows
 /// twice and sorts them).
-fn exact_p95_duration(c: &Connection, w: &Window, f: &Filter) -> Result<Option<f64>> {
+fn exact_p95_duration(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Option<f64>> {
     let Some((cond, params)) = where_clause(c, w, f)? else {
         return Ok(None);
     };
