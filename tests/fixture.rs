@@ -119,6 +119,31 @@ fn overview_for_one_agent_and_unknown_agent() {
     assert_eq!(o["trends"]["topAgent"], json!(null));
 }
 
+/// A filter naming an agent or model with a NUL character matches nothing, on every engine
+/// (PostgreSQL text cannot hold one: a query with it would be an error, not a mismatch).
+#[test]
+fn filters_with_a_nul_character_match_nothing() {
+    let (env, _) = fixture();
+    for (tool, args) in [
+        ("dashboard_get_overview", json!({"agentId": "al\u{0}pha"})),
+        (
+            "dashboard_get_executions",
+            json!({"agentId": "alpha", "model": "m\u{0}"}),
+        ),
+        ("dashboard_get_timeline", json!({"agentId": "\u{0}"})),
+        ("dashboard_get_anomalies", json!({"agentId": "\u{0}x"})),
+    ] {
+        let out = call(&env, tool, args.clone()).unwrap_or_else(|e| panic!("{tool} {args}: {e}"));
+        let empty = match tool {
+            "dashboard_get_overview" => out["summary"]["totalCalls"] == 0,
+            "dashboard_get_executions" => out["pagination"]["total"] == 0,
+            "dashboard_get_timeline" => out["aggregate"]["total"] == 0.0,
+            _ => out["anomalies"] == json!([]),
+        };
+        assert!(empty, "{tool} {args}: {out}");
+    }
+}
+
 #[test]
 fn window_edges_and_custom_windows() {
     let (env, _) = fixture();

@@ -369,6 +369,12 @@ impl Store for PgStore {
     }
 
     fn put_budget(&self, b: &Budget) -> Result<bool> {
+        if b.scope.contains('\0') {
+            return Err(Error::invalid(
+                "scope",
+                "holds a NUL character (\\u0000), which PostgreSQL cannot store",
+            ));
+        }
         sync(|| {
             let thresholds = serde_json::to_string(&b.thresholds)
                 .map_err(|e| Error::Internal(format!("cannot encode thresholds: {e}")))?;
@@ -392,6 +398,9 @@ impl Store for PgStore {
     }
 
     fn delete_budget(&self, scope: &str) -> Result<bool> {
+        if scope.contains('\0') {
+            return Ok(false); // PostgreSQL text holds no NUL: no such budget.
+        }
         sync(|| {
             self.bump(|tx| Ok(tx.execute("DELETE FROM budgets WHERE scope = $1", &[&scope])? > 0))
         })

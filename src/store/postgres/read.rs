@@ -114,6 +114,13 @@ impl<'a> PgSnapshot<'a> {
         if let Some(k) = self.keys.borrow().get(f) {
             return Ok(*k);
         }
+        // PostgreSQL text holds no NUL character, so no stored name has one (and a parameter
+        // with one is an error, not a mismatch).
+        let nul = |v: &Option<String>| v.as_deref().is_some_and(|s| s.contains('\0'));
+        if nul(&f.agent) || nul(&f.model) {
+            self.keys.borrow_mut().insert(f.clone(), None);
+            return Ok(None);
+        }
         let mut k = Keys::default();
         let mut found = true;
         if let Some(a) = &f.agent {
@@ -633,6 +640,8 @@ impl Snapshot for PgSnapshot<'_> {
 
     fn budgets(&self, scope: Option<&str>) -> Result<Vec<Budget>> {
         let rows = match scope {
+            // No stored scope holds a NUL character (see `keys`).
+            Some(s) if s.contains('\0') => return Ok(Vec::new()),
             Some(s) => self.query(
                 "SELECT scope, limit_nanos, period, thresholds FROM budgets WHERE scope = $1",
                 &[&s],
