@@ -370,3 +370,66 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_record() {
         .await
         .unwrap();
 }
+
+/// Every connection of a replica killed (what a server restart or a failover does to it): the
+/// next read and write succeed on new connections, and the listener connects again, so another
+/// replica's write still moves this one's change watch.
+#[test]
+fn a_replica_survives_losing_every_connection() {
+    let a = PgStore::throwaway(&dashboard_mcp::store::testing::postgres_url()).unwrap();
+    let b = PgStore::open(&a.location()).unwrap();
+    let (a, b): (&dyn Store, &dyn Store) = (&a, &b);
+    let record = |id: &str| dashboard_mcp::store::Execution {
+        id: id.into(),
+        ts: parse_rfc3339("t", "2026-03-01T10:00:00Z").unwrap(),
+        agent_id: "agent".into(),
+        agent_name: None,
+        model: "m".into(),
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost: 1_000,
+        duration_ms: Some(5.0),
+        success: true,
+        error: None,
+        status_code: None,
+        session_id: None,
+        task_type: None,
+        metadata: None,
+    };
+    dashboard_mcp::ingest::insert_all(a, [record("before")]).unwrap();
+    let db = a.location().rsplit('/').next().unwrap().to_owned();
+    let mut admin = postgres::Client::connect(
+        &dashboard_mcp::store::testing::postgres_url(),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .unwrap()
+        .len();
+    assert!(killed >= 4, "{killed} connections killed"); // each replica's pool, writer, listener
+    assert_eq!(a.read(|c| c.execution_count()).unwrap(), 1);
+    dashboard_mcp::ingest::insert_all(a, [record("after")]).unwrap();
+    assert_eq!(a.read(|c| c.execution_count()).unwrap(), 2);
+    // B writes once A's listener is back (it retries every second).
+    let mut watch = a.watch_changes();
+    watch.borrow_and_update();
+    std::thread::sleep(Duration::from_millis(2500));
+    watch.borrow_and_update();
+    dashboard_mcp::ingest::insert_all(b, [record("from-b")]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !watch.has_changed().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's listener did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.read(|c| c.execution_count()).unwrap(), 3);
+}

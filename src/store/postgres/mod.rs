@@ -33,6 +33,12 @@ use super::{Atomic, Budget, Execution, Outcome, Snapshot, Store, Version};
 pub(crate) const CHANNEL: &str = "dashboard_mcp";
 /// Idle pooled connections kept open.
 const MAX_IDLE: usize = 8;
+/// Connections of one replica for reads, budget writes and `version` at once (the writer and
+/// the listener's two come on top): a request beyond waits for one to come back, so replicas
+/// stay within the server's `max_connections` (100 by default) whatever the load.
+const MAX_OPEN: usize = 16;
+/// How long the listener waits before connecting again after losing its connection.
+const RECONNECT: Duration = Duration::from_secs(1);
 /// Write batches the live feed keeps for a subscriber that is behind.
 const FEED_CAPACITY: usize = 64;
 /// How long the listener waits for a notification before checking whether it should stop.
@@ -55,7 +61,9 @@ impl From<postgres::Error> for Error {
 pub struct PgStore {
     /// The connection URL (`describe` shows it without a password).
     url: String,
-    idle: Mutex<Vec<Client>>,
+    /// The pool: idle connections, and how many are open (idle or in use).
+    idle: Mutex<(Vec<Client>, usize)>,
+    returned: std::sync::Condvar,
     /// Writers of this replica go one at a time (the database orders all replicas' writers on
     /// the generation row anyway); holds the months whose partitions are known to exist.
     writer: Mutex<(Option<Client>, HashSet<i64>)>,
@@ -71,16 +79,12 @@ struct Shared {
     changed: watch::Sender<u64>,
     inserted: broadcast::Sender<Arc<Vec<Execution>>>,
     stop: AtomicBool,
-    /// Generations this replica wrote whose notification has not come back yet: their batches
-    /// were published by the writer.
-    own: Mutex<HashSet<i64>>,
+    /// This replica's name in its notifications (`<origin>:<generation>`): its own writes were
+    /// published by its writer, so the listener skips them.
+    origin: String,
 }
 
 impl Shared {
-    fn lock_own(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
-        self.own.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Generation `gen` is committed: move `changed` on (never back).
     fn committed(&self, gen: u64) {
         self.changed.send_if_modified(|v| {
@@ -154,25 +158,31 @@ impl PgStore {
         let mut c = connect(url)?;
         schema::migrate(&mut c)?;
         let generation: i64 = c.query_one("SELECT generation FROM meta", &[])?.get(0);
+        let origin = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
         let shared = Arc::new(Shared {
             changed: watch::Sender::new(generation as u64),
             inserted: broadcast::Sender::new(FEED_CAPACITY),
             stop: AtomicBool::new(false),
-            own: Mutex::new(HashSet::new()),
+            origin,
         });
-        let mut listen = connect(url)?;
-        listen.batch_execute(&format!("LISTEN {CHANNEL}"))?;
-        let fetch = connect(url)?;
+        let listening = Listening::connect(url)?;
         let listener = {
-            let shared = shared.clone();
+            let (shared, url) = (shared.clone(), url.to_owned());
             std::thread::Builder::new()
                 .name("pg-listen".into())
-                .spawn(move || listen_loop(listen, fetch, &shared))
+                .spawn(move || listen_loop(listening, &url, &shared))
                 .map_err(|e| Error::Internal(format!("cannot start the listener: {e}")))?
         };
         Ok(PgStore {
             url: url.to_owned(),
-            idle: Mutex::new(vec![c]),
+            idle: Mutex::new((vec![c], 1)),
+            returned: std::sync::Condvar::new(),
             writer: Mutex::new((None, HashSet::new())),
             rollups: AtomicBool::new(true),
             shared,
@@ -211,28 +221,75 @@ impl PgStore {
         Ok(store)
     }
 
+    /// A connection from the pool, or a new one while fewer than `MAX_OPEN` are open (else wait
+    /// for one to come back). Every `take` is matched by a `give`.
     fn take(&self) -> Result<Client> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) if !c.is_closed() => Ok(c),
-            _ => connect(&self.url),
+        let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(c) = pool.0.pop() {
+                if !c.is_closed() {
+                    return Ok(c);
+                }
+                pool.1 -= 1;
+                continue;
+            }
+            if pool.1 < MAX_OPEN {
+                pool.1 += 1;
+                drop(pool);
+                return connect(&self.url).inspect_err(|_| self.forget_one());
+            }
+            pool = self.returned.wait(pool).unwrap_or_else(|p| p.into_inner());
         }
     }
 
+    /// One open connection less (closed, failed or not kept).
+    fn forget_one(&self) {
+        let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        pool.1 = pool.1.saturating_sub(1);
+        self.returned.notify_one();
+    }
+
     fn give(&self, c: Client) {
-        if c.is_closed() {
-            return;
+        let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_closed() || pool.0.len() >= MAX_IDLE {
+            pool.1 = pool.1.saturating_sub(1);
+        } else {
+            pool.0.push(c);
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(c);
+        self.returned.notify_one();
+    }
+
+    /// Run `f` on a pooled connection. A connection that turns out dead before `f` passed its
+    /// point of no return (it sets `committed`; the server restarted and the pool holds only
+    /// dead connections) is dropped and `f` runs once more on a fresh one.
+    fn with_client<T>(
+        &self,
+        mut f: impl FnMut(&mut Client, &std::cell::Cell<bool>) -> Result<T>,
+    ) -> Result<T> {
+        for attempt in 0.. {
+            let mut c = self.take()?;
+            let committed = std::cell::Cell::new(false);
+            let out = f(&mut c, &committed);
+            let dead = c.is_closed();
+            self.give(c);
+            if dead && attempt == 0 && out.is_err() && !committed.get() {
+                // The others idle beside it are likely dead too.
+                let stale =
+                    std::mem::take(&mut self.idle.lock().unwrap_or_else(|p| p.into_inner()).0);
+                for _ in stale {
+                    self.forget_one();
+                }
+                continue;
+            }
+            return out;
         }
+        unreachable!("the loop returns")
     }
 
     /// Run `f` in a write transaction that bumps the generation and notifies every replica.
     fn bump<T>(&self, f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut c = self.take()?;
-        let out = (|| {
+        let mut f = Some(f);
+        self.with_client(|c, committed| {
             let mut tx = c.transaction()?;
             let gen: i64 = tx
                 .query_one(
@@ -240,37 +297,63 @@ impl PgStore {
                     &[],
                 )?
                 .get(0);
-            self.shared.lock_own().insert(gen);
+            committed.set(true);
+            let f = f.take().expect("no retry once committed is set");
             let out = f(&mut tx)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &gen.to_string()])?;
+            let payload = format!("{}:{gen}", self.shared.origin);
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
             tx.commit()?;
             self.shared.committed(gen as u64);
             Ok(out)
-        })();
-        self.give(c);
-        out
+        })
     }
 }
 
-/// The listener: each notification moves `changed` on and broadcasts the executions written
-/// under that generation, when anyone listens.
-fn listen_loop(mut listen: Client, mut fetch: Client, shared: &Shared) {
+/// The listener's two connections: one `LISTEN`s, one reads other replicas' batches.
+struct Listening {
+    listen: Client,
+    fetch: Client,
+}
+
+impl Listening {
+    fn connect(url: &str) -> Result<Listening> {
+        let mut listen = connect(url)?;
+        listen.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+        Ok(Listening {
+            listen,
+            fetch: connect(url)?,
+        })
+    }
+}
+
+/// The listener: each notification moves `changed` on and, for other replicas' writes,
+/// broadcasts the executions written under that generation when anyone listens. A lost
+/// connection is made again (every `RECONNECT`) and `changed` is then set from the database,
+/// as notifications sent meanwhile are lost.
+fn listen_loop(mut conn: Listening, url: &str, shared: &Shared) {
     while !shared.stop.load(Ordering::Acquire) {
         let mut gens: Vec<i64> = Vec::new();
+        let mut others: Vec<i64> = Vec::new();
+        let mut lost = false;
         {
-            let mut n = listen.notifications();
+            let mut n = conn.listen.notifications();
             let mut it = n.timeout_iter(LISTEN_TICK);
             loop {
                 match it.next() {
                     Ok(Some(note)) => {
-                        if let Ok(g) = note.payload().parse() {
+                        let (origin, gen) = note.payload().rsplit_once(':').unwrap_or(("", ""));
+                        if let Ok(g) = gen.parse::<i64>() {
                             gens.push(g);
+                            if origin != shared.origin {
+                                others.push(g);
+                            }
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "the database listener stopped");
-                        return;
+                        tracing::warn!(error = %e, "the database listener lost its connection");
+                        lost = true;
+                        break;
                     }
                 }
                 if gens.len() >= 64 {
@@ -278,16 +361,30 @@ fn listen_loop(mut listen: Client, mut fetch: Client, shared: &Shared) {
                 }
             }
         }
+        if lost || conn.listen.is_closed() || conn.fetch.is_closed() {
+            conn = loop {
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(RECONNECT);
+                match Listening::connect(url) {
+                    Ok(mut c) => {
+                        if let Ok(row) = c.fetch.query_one("SELECT generation FROM meta", &[]) {
+                            shared.committed(row.get::<_, i64>(0) as u64);
+                        }
+                        tracing::info!("the database listener is connected again");
+                        break c;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the database listener cannot connect"),
+                }
+            };
+            continue;
+        }
         let Some(&latest) = gens.iter().max() else {
             continue;
         };
-        // Other replicas' writes; this one's were published by its writer.
-        let others: Vec<i64> = {
-            let mut own = shared.lock_own();
-            gens.into_iter().filter(|g| !own.remove(g)).collect()
-        };
         if !others.is_empty() && shared.inserted.receiver_count() > 0 {
-            match feed_batches(&mut fetch, &others) {
+            match feed_batches(&mut conn.fetch, &others) {
                 Ok(batches) => {
                     for batch in batches {
                         let _ = shared.inserted.send(Arc::new(batch));
@@ -354,10 +451,14 @@ impl Store for PgStore {
                 _ => connect(&self.url)?,
             };
             let shared = &self.shared;
-            let mut mine = |gen: i64| {
-                shared.lock_own().insert(gen);
-            };
-            let written = write::insert(&mut c, months, records, atomic, &mut mine);
+            let mut written = write::insert(&mut c, months, records, atomic, &shared.origin);
+            if written.is_err() && c.is_closed() {
+                // A dead connection (the server restarted): once more on a new one. Had the
+                // commit gone through unacknowledged, the retry finds the ids taken and
+                // reports them as duplicates: nothing is lost or counted twice.
+                c = connect(&self.url)?;
+                written = write::insert(&mut c, months, records, atomic, &shared.origin);
+            }
             *conn = Some(c);
             let (outcomes, gen) = written?;
             if let Some(gen) = gen {
@@ -408,30 +509,28 @@ impl Store for PgStore {
 
     fn read_dyn(&self, f: &mut dyn FnMut(&dyn Snapshot) -> Result<()>) -> Result<()> {
         sync(|| {
-            let mut c = self.take()?;
-            let out = (|| {
+            self.with_client(|c, committed| {
                 let tx = c
                     .build_transaction()
                     .isolation_level(IsolationLevel::RepeatableRead)
                     .read_only(true)
                     .start()?;
+                committed.set(true);
                 let snap = read::PgSnapshot::new(tx, self.rollups.load(Ordering::Acquire));
                 let out = f(&snap);
                 snap.into_inner().commit()?;
                 out
-            })();
-            self.give(c);
-            out
+            })
         })
     }
 
     /// The database's generation: moved on by every write of every replica.
     fn version(&self) -> Result<Version> {
         sync(|| {
-            let mut c = self.take()?;
-            let g = c.query_one("SELECT generation FROM meta", &[]);
-            self.give(c);
-            Ok((g?.get::<_, i64>(0) as u64, 0))
+            self.with_client(|c, _| {
+                let g = c.query_one("SELECT generation FROM meta", &[])?;
+                Ok((g.get::<_, i64>(0) as u64, 0))
+            })
         })
     }
 
@@ -456,20 +555,15 @@ impl Store for PgStore {
     /// `VACUUM ANALYZE` after a bulk load: the planner's statistics and the visibility map
     /// (index-only scans) are then current.
     fn checkpoint(&self) -> Result<()> {
-        sync(|| {
-            let mut c = self.take()?;
-            let out = c.batch_execute("VACUUM ANALYZE").map_err(Error::from);
-            self.give(c);
-            out
-        })
+        sync(|| self.with_client(|c, _| Ok(c.batch_execute("VACUUM ANALYZE")?)))
     }
 
     fn size_bytes(&self) -> Result<u64> {
         sync(|| {
-            let mut c = self.take()?;
-            let out = c.query_one("SELECT pg_database_size(current_database())", &[]);
-            self.give(c);
-            Ok(out?.get::<_, i64>(0) as u64)
+            self.with_client(|c, _| {
+                let row = c.query_one("SELECT pg_database_size(current_database())", &[])?;
+                Ok(row.get::<_, i64>(0) as u64)
+            })
         })
     }
 }
@@ -490,8 +584,9 @@ impl DatabaseCopy {
         sync(|| {
             let mut c = connect(&admin)?;
             // Two statements: neither may run inside a transaction block.
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-            c.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))?;
+            let (copy, source) = (ident(&name), ident(&source));
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {copy} WITH (FORCE)"))?;
+            c.batch_execute(&format!("CREATE DATABASE {copy} TEMPLATE {source}"))?;
             Ok::<_, Error>(())
         })?;
         Ok(DatabaseCopy {
@@ -504,7 +599,7 @@ impl DatabaseCopy {
 
 impl Drop for DatabaseCopy {
     fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let (admin, name) = (self.admin.clone(), ident(&self.name));
         std::thread::scope(|s| {
             s.spawn(move || {
                 if let Ok(mut c) = connect(&admin) {
@@ -514,6 +609,11 @@ impl Drop for DatabaseCopy {
             });
         });
     }
+}
+
+/// `name` as a quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A URL split into everything before its database name, and the name (query strings are not
@@ -554,7 +654,7 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         let listener = self.listener.take();
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let idle = std::mem::take(&mut self.idle.get_mut().unwrap_or_else(|p| p.into_inner()).0);
         let writer = self
             .writer
             .get_mut()

@@ -141,7 +141,11 @@ pub fn migrate(c: &mut Client) -> Result<()> {
     )
     .or_else(|e| {
         // Two replicas creating it at once: one wins, the other sees it exists.
-        if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+        if matches!(
+            e.code(),
+            Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+                | Some(&postgres::error::SqlState::DUPLICATE_TABLE)
+        ) {
             Ok(())
         } else {
             Err(e)

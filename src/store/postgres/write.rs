@@ -43,7 +43,7 @@ pub fn insert(
     known_months: &mut HashSet<Millis>,
     records: &[&Execution],
     atomic: Atomic,
-    mine: &mut dyn FnMut(i64),
+    origin: &str,
 ) -> Result<(Vec<Outcome>, Option<i64>)> {
     let mut outcomes: Vec<Option<Outcome>> = records
         .iter()
@@ -83,18 +83,22 @@ pub fn insert(
             &[],
         )?
         .get(0);
-    // Before the commit: the notification may reach this replica's listener before we return.
-    mine(gen);
 
     // Keys of agents and models, created when new.
     let agent_ids: Vec<&str> = distinct(fresh.iter().map(|&i| records[i].agent_id.as_str()));
     let model_names: Vec<&str> = distinct(fresh.iter().map(|&i| records[i].model.as_str()));
+    // Only the missing ones: `ON CONFLICT` alone would draw a key from the sequence for every
+    // row proposed, and a busy server would exhaust it.
     tx.execute(
-        "INSERT INTO agents (id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO agents (id) SELECT x FROM unnest($1::text[]) AS x
+         WHERE NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = x) ORDER BY 1
+         ON CONFLICT (id) DO NOTHING",
         &[&agent_ids],
     )?;
     tx.execute(
-        "INSERT INTO models (name) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO models (name) SELECT x FROM unnest($1::text[]) AS x
+         WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.name = x) ORDER BY 1
+         ON CONFLICT (name) DO NOTHING",
         &[&model_names],
     )?;
     let agents: HashMap<String, i32> = tx
@@ -162,7 +166,11 @@ pub fn insert(
             )?;
         }
     }
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &gen.to_string()])?;
+    // The listener of the writing replica skips its own (`origin`): the writer publishes them.
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&CHANNEL, &format!("{origin}:{gen}")],
+    )?;
     tx.commit()?;
     let outcomes = outcomes
         .into_iter()
