@@ -195,6 +195,28 @@ pub fn describe_location(location: &str) -> String {
     }
 }
 
+/// Send the inserted ones of `records` (by their `outcomes`) to the live feed's subscribers,
+/// if any; an engine calls it after its commit.
+fn publish(
+    feed: &broadcast::Sender<Arc<Vec<Execution>>>,
+    records: &[&Execution],
+    outcomes: &[Outcome],
+) {
+    if feed.receiver_count() == 0 {
+        return;
+    }
+    let batch: Vec<Execution> = records
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| **o == Outcome::Inserted)
+        .map(|(e, _)| (*e).clone())
+        .collect();
+    if !batch.is_empty() {
+        // An error only means nobody listens any more.
+        let _ = feed.send(Arc::new(batch));
+    }
+}
+
 /// Where the database is: a `postgres://` (or `postgresql://`) URL, or a SQLite file path.
 pub fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")

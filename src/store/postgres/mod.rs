@@ -95,18 +95,7 @@ impl Shared {
 
     /// Hand this replica's newly committed executions to the feed's subscribers, if any.
     fn publish(&self, records: &[&Execution], outcomes: &[Outcome]) {
-        if self.inserted.receiver_count() == 0 {
-            return;
-        }
-        let batch: Vec<Execution> = records
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, o)| **o == Outcome::Inserted)
-            .map(|(e, _)| (*e).clone())
-            .collect();
-        if !batch.is_empty() {
-            let _ = self.inserted.send(Arc::new(batch));
-        }
+        super::publish(&self.inserted, records, outcomes);
     }
 }
 
