@@ -322,7 +322,9 @@ impl Listening {
 fn listen_loop(mut conn: Listening, url: &str, shared: &Shared) {
     while !shared.stop.load(Ordering::Acquire) {
         let mut gens: Vec<i64> = Vec::new();
+        // Other replicas' generations that wrote rows, and the time span of those rows.
         let mut others: Vec<i64> = Vec::new();
+        let mut span: Option<(i64, i64)> = None;
         let mut lost = false;
         {
             let mut n = conn.listen.notifications();
@@ -330,11 +332,15 @@ fn listen_loop(mut conn: Listening, url: &str, shared: &Shared) {
             loop {
                 match it.next() {
                     Ok(Some(note)) => {
-                        let (origin, gen) = note.payload().rsplit_once(':').unwrap_or(("", ""));
-                        if let Ok(g) = gen.parse::<i64>() {
+                        let mut parts = note.payload().split(':');
+                        let origin = parts.next().unwrap_or_default();
+                        let mut num = || parts.next().and_then(|p| p.parse::<i64>().ok());
+                        let (gen, lo, hi) = (num(), num(), num());
+                        if let Some(g) = gen {
                             gens.push(g);
-                            if origin != shared.origin {
+                            if let (true, Some(lo), Some(hi)) = (origin != shared.origin, lo, hi) {
                                 others.push(g);
+                                span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
                             }
                         }
                     }
@@ -372,8 +378,8 @@ fn listen_loop(mut conn: Listening, url: &str, shared: &Shared) {
         let Some(&latest) = gens.iter().max() else {
             continue;
         };
-        if !others.is_empty() && shared.inserted.receiver_count() > 0 {
-            match feed_batches(&mut conn.fetch, &others) {
+        if let (Some(span), true) = (span, shared.inserted.receiver_count() > 0) {
+            match feed_batches(&mut conn.fetch, &others, span) {
                 Ok(batches) => {
                     for batch in batches {
                         let _ = shared.inserted.send(Arc::new(batch));
@@ -386,17 +392,19 @@ fn listen_loop(mut conn: Listening, url: &str, shared: &Shared) {
     }
 }
 
-/// The executions written under the generations `gens`, one batch per generation in
-/// generation order, as the live feed sends them.
-fn feed_batches(c: &mut Client, gens: &[i64]) -> Result<Vec<Vec<Execution>>> {
+/// The executions written under the generations `gens`, all within `span` (first and last
+/// `ts`: the partitions to read), one batch per generation in generation order, as the live
+/// feed sends them.
+fn feed_batches(c: &mut Client, gens: &[i64], span: (i64, i64)) -> Result<Vec<Vec<Execution>>> {
     let mut batches: std::collections::BTreeMap<i64, Vec<Execution>> = Default::default();
     let rows = c.query(
         "SELECT e.id, e.ts, a.id, a.name, m.name, e.prompt_tokens, e.completion_tokens,
                 e.cache_read_tokens, e.cache_write_tokens, e.cost, e.duration_ms, e.success,
                 e.error, e.status_code, e.session_id, e.task_type, e.metadata, e.gen
          FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
-         WHERE e.gen = ANY($1) ORDER BY e.gen, e.ts, e.id COLLATE \"C\"",
-        &[&gens],
+         WHERE e.gen = ANY($1) AND e.ts >= $2 AND e.ts <= $3
+         ORDER BY e.gen, e.ts, e.id COLLATE \"C\"",
+        &[&gens, &span.0, &span.1],
     )?;
     for r in rows {
         batches.entry(r.get(17)).or_default().push(Execution {

@@ -166,11 +166,15 @@ pub fn insert(
             )?;
         }
     }
-    // The listener of the writing replica skips its own (`origin`): the writer publishes them.
-    tx.execute(
-        "SELECT pg_notify($1, $2)",
-        &[&CHANNEL, &format!("{origin}:{gen}")],
-    )?;
+    // `origin:generation[:first ts:last ts]`. The listener of the writing replica skips its
+    // own (`origin`: the writer publishes them); the others read the rows of the generation
+    // within the time range (one partition, not all of them), when there are rows.
+    let span = new.iter().map(|&i| records[i].ts);
+    let payload = match (span.clone().min(), span.max()) {
+        (Some(lo), Some(hi)) => format!("{origin}:{gen}:{lo}:{hi}"),
+        _ => format!("{origin}:{gen}"),
+    };
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
     tx.commit()?;
     let outcomes = outcomes
         .into_iter()
