@@ -146,6 +146,11 @@ impl PgStore {
     fn open_here(url: &str) -> Result<PgStore> {
         let mut c = connect(url)?;
         schema::migrate(&mut c)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let months = schema::present_months(now);
+        schema::ensure_partitions(&mut c, &months)?;
         let generation: i64 = c.query_one("SELECT generation FROM meta", &[])?.get(0);
         let origin = format!(
             "{}-{}",
@@ -172,7 +177,7 @@ impl PgStore {
             url: url.to_owned(),
             idle: Mutex::new((vec![c], 1)),
             returned: std::sync::Condvar::new(),
-            writer: Mutex::new((None, HashSet::new())),
+            writer: Mutex::new((None, months.iter().map(|m| m.1).collect::<HashSet<_>>())),
             rollups: AtomicBool::new(true),
             shared,
             listener: Some(listener),

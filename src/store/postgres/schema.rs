@@ -201,13 +201,29 @@ pub fn month_of(ts: Millis) -> (String, Millis, Millis) {
 }
 
 /// Make sure the partition of each month in `months` exists (outside the write transaction:
-/// DDL there would hold its lock until commit). Concurrent creation by another replica is fine.
+/// DDL there would hold its lock until commit). A partition is made as a table of its own and
+/// then attached: `ATTACH PARTITION` locks `executions` against other DDL only, where `CREATE
+/// TABLE … PARTITION OF` would wait for every open transaction on it (a long import of another
+/// replica) while every new read queued behind it. Another replica doing the same at once is
+/// fine.
 pub fn ensure_partitions(c: &mut Client, months: &[(String, Millis, Millis)]) -> Result<()> {
+    let attached = |c: &mut Client, name: &str| -> Result<bool> {
+        Ok(c.query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+                 WHERE p.relname = $1 AND i.inhparent = 'executions'::regclass)",
+            &[&name],
+        )?
+        .get(0))
+    };
     for (name, start, end) in months {
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF executions FOR VALUES FROM ({start}) TO ({end})"
+        if attached(c, name)? {
+            continue;
+        }
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {name}
+               (LIKE executions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         );
-        if let Err(e) = c.batch_execute(&sql) {
+        if let Err(e) = c.batch_execute(&create) {
             let raced = matches!(
                 e.code(),
                 Some(&postgres::error::SqlState::DUPLICATE_TABLE)
@@ -217,8 +233,25 @@ pub fn ensure_partitions(c: &mut Client, months: &[(String, Millis, Millis)]) ->
                 return Err(e.into());
             }
         }
+        let attach = format!(
+            "ALTER TABLE executions ATTACH PARTITION {name} FOR VALUES FROM ({start}) TO ({end})"
+        );
+        if let Err(e) = c.batch_execute(&attach) {
+            // Attached meanwhile by another replica: fine.
+            if !attached(c, name)? {
+                return Err(e.into());
+            }
+        }
     }
     Ok(())
+}
+
+/// The month of `now` and the next one: made at start, so writes of the present rarely
+/// make one.
+pub fn present_months(now: Millis) -> Vec<(String, Millis, Millis)> {
+    let this = month_of(now);
+    let next = month_of(this.2);
+    vec![this, next]
 }
 
 #[cfg(test)]
