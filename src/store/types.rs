@@ -264,3 +264,30 @@ pub struct Budget {
     /// Whole percents, strictly increasing.
     pub thresholds: Vec<u32>,
 }
+
+impl Budget {
+    /// A budget from its stored columns (the period's name, the thresholds as JSON text), as
+    /// every engine keeps them.
+    pub fn from_stored(
+        scope: String,
+        limit: Nanos,
+        period: &str,
+        thresholds: &str,
+    ) -> crate::error::Result<Budget> {
+        use crate::error::Error;
+        let period = BudgetPeriod::parse(period).ok_or_else(|| {
+            Error::Internal(format!("budget {scope:?} has an unknown period {period:?}"))
+        })?;
+        let thresholds = serde_json::from_str(thresholds).map_err(|e| {
+            Error::Internal(format!(
+                "budget {scope:?} has unreadable thresholds {thresholds:?}: {e}"
+            ))
+        })?;
+        Ok(Budget {
+            scope,
+            limit,
+            period,
+            thresholds,
+        })
+    }
+}

@@ -22,7 +22,6 @@ use crate::store::{
     GLOBAL,
 };
 use crate::time::{Millis, Window, DAY, HOUR};
-use crate::wire::BudgetPeriod;
 
 /// A filter resolved to keys (`None` = no filter on that column).
 #[derive(Debug, Clone, Copy, Default)]
@@ -653,22 +652,7 @@ impl Snapshot for PgSnapshot<'_> {
         };
         let mut out = rows
             .into_iter()
-            .map(|r| {
-                let (scope, limit, period, thresholds): (String, i64, String, String) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3));
-                let period = BudgetPeriod::parse(&period).ok_or_else(|| {
-                    Error::Internal(format!("budget {scope:?} has an unknown period {period:?}"))
-                })?;
-                let thresholds = serde_json::from_str(&thresholds).map_err(|e| {
-                    Error::Internal(format!("budget {scope:?} has unreadable thresholds: {e}"))
-                })?;
-                Ok(Budget {
-                    scope,
-                    limit,
-                    period,
-                    thresholds,
-                })
-            })
+            .map(|r| Budget::from_stored(r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect::<Result<Vec<Budget>>>()?;
         // The global budget first, then by scope (byte order, as SQLite sorts).
         out.sort_by(|a, b| {

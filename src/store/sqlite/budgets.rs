@@ -10,7 +10,6 @@ use crate::time::{Millis, Window};
 use super::query;
 use super::{pos, Reader};
 use crate::store::{Budget, Filter, GLOBAL};
-use crate::wire::BudgetPeriod;
 
 const COLUMNS: &str = "scope, limit_nanos, period, thresholds";
 
@@ -19,20 +18,7 @@ fn budget_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Nanos, String, 
 }
 
 fn decode((scope, limit, period, thresholds): (String, Nanos, String, String)) -> Result<Budget> {
-    let period = BudgetPeriod::parse(&period).ok_or_else(|| {
-        Error::Internal(format!("budget {scope:?} has an unknown period {period:?}"))
-    })?;
-    let thresholds = serde_json::from_str(&thresholds).map_err(|e| {
-        Error::Internal(format!(
-            "budget {scope:?} has unreadable thresholds {thresholds:?}: {e}"
-        ))
-    })?;
-    Ok(Budget {
-        scope,
-        limit,
-        period,
-        thresholds,
-    })
+    Budget::from_stored(scope, limit, &period, &thresholds)
 }
 
 /// Every budget: the global one first, then agent budgets by scope.
