@@ -97,16 +97,15 @@ pub(crate) fn family_form(base: &str) -> String {
         }
     }
     s = s.strip_suffix("-latest").unwrap_or(s);
-    let s = strip_date(s).as_bytes();
+    let s = strip_date(s);
     let mut out = String::with_capacity(s.len());
-    for (i, &b) in s.iter().enumerate() {
-        let between_digits =
-            i > 0 && s[i - 1].is_ascii_digit() && s.get(i + 1).is_some_and(|c| c.is_ascii_digit());
-        out.push(if b == b'.' && between_digits {
-            '-'
-        } else {
-            char::from(b)
-        });
+    let mut prev: Option<char> = None;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let between_digits = prev.is_some_and(|p| p.is_ascii_digit())
+            && chars.peek().is_some_and(|n| n.is_ascii_digit());
+        out.push(if c == '.' && between_digits { '-' } else { c });
+        prev = Some(c);
     }
     out
 }
@@ -129,25 +128,27 @@ fn strip_bedrock_version(s: &str) -> &str {
 
 /// A trailing `-YYYYMMDD` or `-YYYY-MM-DD` (a year 20xx) dropped.
 fn strip_date(s: &str) -> &str {
+    // On bytes: a name may hold non-ASCII characters, and a cut is only made just before an
+    // ASCII '-', which is always a character boundary.
     let b = s.as_bytes();
     let n = b.len();
+    let digits = |r: &[u8]| r.iter().all(u8::is_ascii_digit);
     // -YYYY-MM-DD
     if n > 11 {
-        let t = &s[n - 11..];
-        let tb = t.as_bytes();
-        if tb[0] == b'-'
-            && tb[5] == b'-'
-            && tb[8] == b'-'
-            && t[1..].starts_with("20")
-            && all_digits(&t[1..5])
-            && all_digits(&t[6..8])
-            && all_digits(&t[9..11])
+        let t = &b[n - 11..];
+        if t[0] == b'-'
+            && t[5] == b'-'
+            && t[8] == b'-'
+            && t[1..3] == *b"20"
+            && digits(&t[1..5])
+            && digits(&t[6..8])
+            && digits(&t[9..11])
         {
             return &s[..n - 11];
         }
     }
     // -YYYYMMDD
-    if n > 9 && b[n - 9] == b'-' && s[n - 8..].starts_with("20") && all_digits(&s[n - 8..]) {
+    if n > 9 && b[n - 9] == b'-' && b[n - 8..n - 6] == *b"20" && digits(&b[n - 8..]) {
         return &s[..n - 9];
     }
     s

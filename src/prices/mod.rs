@@ -109,9 +109,12 @@ impl PriceTable {
             match fields.get("litellm_provider") {
                 None | Some(Value::Null) => {}
                 Some(Value::String(p)) => price.provider = Some(p.clone()),
-                Some(other) => return Err(format!(
-                    "model {model:?}: field \"litellm_provider\": expected a string, got {other}"
-                )),
+                Some(other) => {
+                    let field = "litellm_provider";
+                    return Err(format!(
+                        "model {model:?}: field {field:?}: expected a string, got {other}"
+                    ));
+                }
             }
             for (name, slot) in PRICE_FIELDS {
                 let parsed = match fields.get(*name) {

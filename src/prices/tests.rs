@@ -196,6 +196,8 @@ fn rounds_once_per_call_to_the_nearest_nano_half_up() {
     assert_eq!(t.cost_nanos("quarter", &tokens(1, 0, 0, 0, 0)), Some(0));
     assert_eq!(t.cost_nanos("quarter", &tokens(2, 0, 0, 0, 0)), Some(1));
     assert_eq!(t.cost_nanos("quarter", &tokens(6, 0, 0, 0, 0)), Some(2));
+    // A negative count is priced as zero: 3 × 1.5e-9 + 0 = 4.5 → 5.
+    assert_eq!(t.cost_nanos("half", &tokens(3, -7, 0, 0, 0)), Some(5));
     // A missing input price bills input at 0 (LiteLLM's default): 1,000 × 0 = 0.
     assert_eq!(t.cost_nanos("quarter", &tokens(0, 1_000, 0, 0, 0)), Some(0));
 }
@@ -285,6 +287,15 @@ fn malformed_overrides_name_the_model_and_the_field() {
         PriceTable::from_litellm_json(r#"{"big": {"output_cost_per_token": 100}}"#).unwrap_err();
     assert!(
         err.contains("\"big\"") && err.contains("\"output_cost_per_token\""),
+        "{err}"
+    );
+
+    let err = PriceTable::from_litellm_json(
+        r#"{"p": {"litellm_provider": 5, "input_cost_per_token": 1e-6}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("\"p\"") && err.contains("\"litellm_provider\""),
         "{err}"
     );
 
@@ -399,6 +410,11 @@ fn normal_forms_drop_prefixes_versions_and_dates() {
     assert_eq!(family_form("claude-3-5-haiku-latest"), "claude-3-5-haiku");
     // A number that is not a 20xx date stays.
     assert_eq!(family_form("model-12345678"), "model-12345678");
+    // Non-ASCII names are cut only at ASCII separators (no panic mid-character).
+    assert_eq!(family_form("modèle-été-20250101"), "modèle-été");
+    assert_eq!(family_form("é1.5é-2025-01-01"), "é1-5é");
+    assert_eq!(family_form("ééééééééééé"), "ééééééééééé");
+    assert!(PriceTable::builtin().lookup("модель-日本語").is_none());
 }
 
 #[test]
