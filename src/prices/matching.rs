@@ -17,8 +17,8 @@
 //!
 //! Several table keys share a normal form (the same model from many providers). The one kept is
 //! the first-party provider's (the model's maker, see FIRST_PARTY); among resellers one with a
-//! cache-read price; then the shortest key, then the first in byte order: deterministic whatever the order
-//! the table was read in.
+//! cache-read price; then the shortest key, then the first in byte order: deterministic whatever
+//! the order the table was read in.
 //!
 //! A name is looked up as: the exact key; the base form's key if first-party; the family form's
 //! key if first-party; the base form's key; the family form's key. So a dated snapshot keeps its
