@@ -69,6 +69,9 @@ macro_rules! outln {
     };
 }
 
+// After `outln!`, which it uses.
+mod sources;
+
 /// The default database path: `<data dir>/dashboard-mcp/usage.db`.
 pub fn default_db_path() -> PathBuf {
     dirs::data_dir()
@@ -149,6 +152,10 @@ fn open(global: &Global, missing: Missing) -> anyhow::Result<Context_> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    sources::load_prices(&cli.global.prices)?;
+    if let Command::Prices { model, json } = cli.command {
+        return sources::prices(model, json);
+    }
     // Writing demo data to a file needs no database: don't create one as a side effect.
     if let Command::Demo {
         config,
@@ -253,10 +260,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
+        // Answered before a database is opened (above).
+        Command::Prices { model, json } => sources::prices(model, json),
+        Command::Import {
+            files,
+            from: Some(from),
+            json,
+            ..
+        } => sources::import_logs(&*ctx.dashboard.store, &from, &files, json),
         Command::Import {
             files,
             strict,
             json,
+            from: None,
         } => {
             let mut sources = Vec::new();
             for f in &files {
@@ -512,6 +528,12 @@ fn print_report(r: &ImportReport, secs: f64) {
             f.rejected,
             f.format
         );
+        if f.replaced > 0 {
+            outln!(
+                "  {} replaced a stored execution of the same id written again with more tokens",
+                f.replaced
+            );
+        }
         for e in &f.errors {
             outln!("  line {}: {}", e.line, e.reason);
         }

@@ -276,6 +276,8 @@ pub fn generate(cfg: &DemoConfig, now: Millis) -> Vec<Execution> {
             metadata: (i % 10 == 0).then(|| {
                 json!({"region": if i % 20 == 0 { "us-east-1" } else { "eu-west-1" }}).to_string()
             }),
+            revision: None,
+            cost_source: Default::default(),
         });
     }
     out.sort_by_key(|e| e.ts);

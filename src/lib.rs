@@ -17,6 +17,7 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod money;
 pub mod prices;
+pub mod sources;
 pub mod store;
 pub mod time;
 pub mod wire;

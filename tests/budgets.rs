@@ -40,6 +40,8 @@ fn exec(ts: &str, agent: &str, usd: &str) -> Execution {
         session_id: None,
         task_type: None,
         metadata: None,
+        revision: None,
+        cost_source: Default::default(),
     }
 }
 

@@ -52,6 +52,8 @@ fn random_execution(rng: &mut ChaCha8Rng, now: i64, i: usize) -> Execution {
         session_id: None,
         task_type: None,
         metadata: None,
+        revision: None,
+        cost_source: Default::default(),
     }
 }
 

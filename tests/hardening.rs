@@ -235,6 +235,8 @@ fn execution(id: &str, ts: Millis, metadata: Option<String>) -> Execution {
         session_id: None,
         task_type: None,
         metadata,
+        revision: None,
+        cost_source: Default::default(),
     }
 }
 

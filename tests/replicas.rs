@@ -397,6 +397,8 @@ fn a_replica_survives_losing_every_connection() {
         session_id: None,
         task_type: None,
         metadata: None,
+        revision: None,
+        cost_source: Default::default(),
     };
     dashboard_mcp::ingest::insert_all(a, [record("before")]).unwrap();
     let db = a.location().rsplit('/').next().unwrap().to_owned();

@@ -38,6 +38,11 @@ pub struct Global {
     /// IANA time zone for day buckets and budget periods [default: UTC].
     #[arg(long, global = true, env = "DASHBOARD_MCP_TZ", value_name = "ZONE")]
     pub tz: Option<String>,
+    /// Prices that override the built-in table (negotiated prices, new models): a JSON file in
+    /// the format of LiteLLM's model_prices_and_context_window.json, whole or in part. Records
+    /// without a cost are priced with it.
+    #[arg(long, global = true, env = "DASHBOARD_MCP_PRICES", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,15 +58,32 @@ pub enum Command {
         http: HttpArgs,
     },
     /// Import executions from JSONL, JSON or CSV files (`-` for stdin), idempotent by id.
+    ///
+    /// With --from claude-code or --from codex: the agents' own session logs instead, read on
+    /// from where the last import stopped (README "Your real usage").
     Import {
         /// Files of records: JSONL, a JSON array or CSV with the record's field names as columns
-        /// (schemas/ingest-record.json); `-` reads stdin.
-        #[arg(required = true, value_name = "FILE")]
+        /// (schemas/ingest-record.json); `-` reads stdin. With --from: log folders or files (a
+        /// root such as ~/.claude, its `projects` folder, one project's folder or one .jsonl
+        /// file; for Codex ~/.codex or its `sessions` folder), default the usual roots.
+        #[arg(required_unless_present = "from", value_name = "FILE")]
         files: Vec<String>,
+        /// Read the session logs of `claude-code` or `codex`.
+        #[arg(long, value_name = "SOURCE", conflicts_with = "strict")]
+        from: Option<String>,
         /// Refuse the whole import, writing nothing, if any record is bad.
         #[arg(long)]
         strict: bool,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The price table records without a cost are priced with: every model, or one model's
+    /// prices and the table entry its name matches.
+    Prices {
+        /// A model name as an agent logs it (provider prefixes and dates are tolerated).
+        model: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

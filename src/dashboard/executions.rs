@@ -19,6 +19,7 @@ pub fn execution_item(r: ExecutionRow) -> ExecutionItem {
         model: r.model,
         duration: r.duration_ms,
         cost: to_usd(r.cost),
+        cost_source: r.cost_source.name(),
         tokens: ExecutionTokens {
             prompt: r.prompt_tokens as u64,
             completion: r.completion_tokens as u64,

@@ -193,5 +193,6 @@ fn row(e: &Execution) -> ExecutionRow {
         session_id: e.session_id.clone(),
         task_type: e.task_type.clone(),
         metadata: e.metadata.clone(),
+        cost_source: e.cost_source,
     }
 }

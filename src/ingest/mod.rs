@@ -3,6 +3,7 @@
 //! with a per-source report. A bad record never aborts the batch; `strict` writes nothing at all
 //! when any record is bad. `record` owns one record's rules and caps, `read` the formats.
 
+pub mod price;
 mod read;
 mod record;
 
@@ -52,6 +53,7 @@ fn count(parsed: &Parsed, outcomes: &[Outcome], report: &mut FileReport) {
             Ok(_) => match outcomes.next() {
                 Some(Outcome::Inserted) => report.accepted += 1,
                 Some(Outcome::Duplicate) => report.duplicates += 1,
+                Some(Outcome::Replaced) => report.replaced += 1,
                 Some(Outcome::Refused(reason)) => reject(report, *line, reason),
                 None => {}
             },
@@ -68,6 +70,30 @@ fn reject(report: &mut FileReport, line: u64, reason: &str) {
             reason: reason.to_owned(),
         });
     }
+}
+
+/// Count a rejected line or record into `report` (the first ones are listed with the reason).
+pub fn note_rejected(report: &mut FileReport, line: u64, reason: &str) {
+    reject(report, line, reason);
+}
+
+/// Validate and write records read from a log (`sources`), each with its line number, counting
+/// into `report`; bad ones are rejected with the reason and never stop the rest.
+pub fn write_lines(
+    store: &dyn Store,
+    records: &[(u64, Value)],
+    report: &mut FileReport,
+) -> Result<()> {
+    let mut unknown = UnknownFields::default();
+    let parsed: Parsed = records
+        .iter()
+        .map(|(line, v)| (*line, record_of_value(v, &mut unknown)))
+        .collect();
+    write_batch(store, &parsed, report, Atomic::PerRecord)?;
+    for (k, n) in unknown.0 {
+        *report.unknown_fields.entry(k).or_default() += n;
+    }
+    Ok(())
 }
 
 /// A named source to import.
@@ -140,6 +166,7 @@ pub fn import(store: &dyn Store, sources: Vec<Source<'_>>, strict: bool) -> Resu
     for f in &report.files {
         report.accepted += f.accepted;
         report.duplicates += f.duplicates;
+        report.replaced += f.replaced;
         report.rejected += f.rejected;
     }
     Ok(report)
@@ -224,6 +251,7 @@ pub fn import_values_with(
     Ok(ImportReport {
         accepted: fr.accepted,
         duplicates: fr.duplicates,
+        replaced: fr.replaced,
         rejected: fr.rejected,
         committed: true,
         files: vec![fr],
@@ -250,7 +278,7 @@ pub fn insert_all(
         for o in store.insert(&records, Atomic::PerRecord)? {
             match o {
                 Outcome::Inserted => n += 1,
-                Outcome::Duplicate => {}
+                Outcome::Duplicate | Outcome::Replaced => {}
                 Outcome::Refused(reason) => return Err(Error::invalid("records", reason)),
             }
         }

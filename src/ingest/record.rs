@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::input::{bool_of, float_of, int_of, shown};
 use crate::money;
-use crate::store::Execution;
+use crate::store::{CostSource, Execution};
 use crate::time;
 
 /// The fields a record may carry (camelCase, as in SPEC §2.1). Any other field is kept in
@@ -21,6 +21,8 @@ pub const FIELDS: &[&str] = &[
     "completionTokens",
     "cacheReadTokens",
     "cacheWriteTokens",
+    "cacheWrite1hTokens",
+    "reasoningTokens",
     "cost",
     "durationMs",
     "success",
@@ -29,6 +31,7 @@ pub const FIELDS: &[&str] = &[
     "sessionId",
     "taskType",
     "metadata",
+    "revision",
 ];
 
 /// Largest token count accepted per field: keeps every sum far from i64 overflow.
@@ -121,8 +124,55 @@ pub fn parse_record_noting(
     let completion_tokens = tokens("completionTokens")?;
     let cache_read_tokens = tokens("cacheReadTokens")?;
     let cache_write_tokens = tokens("cacheWriteTokens")?;
+    let part = |k: &str, whole_name: &str, whole: i64| -> std::result::Result<i64, String> {
+        let n = tokens(k)?;
+        if n > whole {
+            return Err(format!(
+                "{k}: {n} is more than {whole_name} ({whole}); it is the part of {whole_name} that {}",
+                if k == "reasoningTokens" { "was spent on reasoning" } else { "was written with a 1-hour lifetime" }
+            ));
+        }
+        Ok(n)
+    };
+    let cache_write_1h = part("cacheWrite1hTokens", "cacheWriteTokens", cache_write_tokens)?;
+    let reasoning = part("reasoningTokens", "completionTokens", completion_tokens)?;
+    let revision = match get("revision") {
+        None => None,
+        Some(v) => match int_of(v) {
+            Some(n) if n >= 0 => Some(n),
+            _ => return Err(format!("revision: {} is not an integer ≥ 0", shown(v))),
+        },
+    };
+    let mut cost_source = CostSource::Reported;
     let cost = match get("cost") {
-        None => 0,
+        None => {
+            let priced = super::price::estimate(
+                &model,
+                &crate::prices::Tokens {
+                    input: prompt_tokens,
+                    output: completion_tokens,
+                    cache_read: cache_read_tokens,
+                    cache_write_5m: cache_write_tokens - cache_write_1h,
+                    cache_write_1h,
+                },
+            );
+            match priced {
+                Some(n) if n <= MAX_COST_USD * money::NANOS_PER_USD => {
+                    cost_source = CostSource::Estimated;
+                    n
+                }
+                Some(n) => {
+                    return Err(format!(
+                        "cost: none given, and the tokens priced come to {} USD, more than {MAX_COST_USD} allowed for one execution",
+                        money::to_usd(n)
+                    ))
+                }
+                None => {
+                    cost_source = CostSource::Unpriced;
+                    0
+                }
+            }
+        }
         Some(v) => {
             let parsed = match v {
                 Value::Number(n) => money::parse_usd(&n.to_string()),
@@ -195,10 +245,31 @@ pub fn parse_record_noting(
             !FIELDS.contains(&k.as_str()) && !v.is_null() && *v != &Value::String(String::new())
         })
         .collect();
-    let metadata = if extras.is_empty() {
+    // The token splits ride in `metadata` (what `dashboard_get_executions` shows).
+    let splits: Vec<(&str, i64)> = [
+        ("cacheWrite1hTokens", cache_write_1h),
+        ("reasoningTokens", reasoning),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    let metadata = if extras.is_empty() && splits.is_empty() {
         given.map(|m| metadata_text(&m)).transpose()?
     } else {
         let mut m = given.map(|m| m.into_owned()).unwrap_or_default();
+        for (k, n) in &splits {
+            match m.get(*k) {
+                Some(v) if v.as_i64() != Some(*n) => {
+                    return Err(format!(
+                        "{k}: {n} given, and metadata.{k} says {}; give one",
+                        shown(v)
+                    ))
+                }
+                _ => {
+                    m.insert((*k).into(), Value::from(*n));
+                }
+            }
+        }
         for (k, v) in &extras {
             let key = if m.contains_key(k.as_str()) {
                 format!("_extra.{k}")
@@ -235,10 +306,15 @@ pub fn parse_record_noting(
         session_id,
         task_type,
         metadata,
+        revision,
+        cost_source,
     };
     e.id = match id {
         Some(id) => id,
-        None => derived_id(&e),
+        // The id derives from what the record said: an estimated cost is not part of it, so a
+        // new price table leaves ids as they were.
+        None if cost_source == CostSource::Reported => derived_id(&e),
+        None => derived_id_costing(&e, 0),
     };
     for (k, _) in extras {
         unknown(k);
@@ -378,6 +454,10 @@ fn key(s: Option<String>, field: &str) -> std::result::Result<Option<String>, St
 /// The id of a record that has none: a hash of everything it says, so re-importing the same
 /// line is idempotent and two different executions never share an id.
 pub fn derived_id(e: &Execution) -> String {
+    derived_id_costing(e, e.cost)
+}
+
+fn derived_id_costing(e: &Execution, cost: crate::money::Nanos) -> String {
     let canonical = serde_json::json!([
         e.ts,
         e.agent_id,
@@ -386,7 +466,7 @@ pub fn derived_id(e: &Execution) -> String {
         e.completion_tokens,
         e.cache_read_tokens,
         e.cache_write_tokens,
-        e.cost,
+        cost,
         e.duration_ms,
         e.success,
         e.error,
@@ -596,6 +676,7 @@ mod tests {
             session_id: e.session_id,
             task_type: e.task_type,
             metadata: e.metadata,
+            cost_source: e.cost_source,
         });
         let item_bytes = serde_json::to_vec(&item).unwrap().len();
         assert!(item_bytes <= MAX_EXECUTION_ITEM_BYTES, "{item_bytes}");

@@ -36,6 +36,8 @@ pub enum Outcome {
     Inserted,
     /// An execution with this id is already stored; nothing changed.
     Duplicate,
+    /// An execution with this id and a lower revision was stored; this record replaced it.
+    Replaced,
     /// The store cannot take this record (the reason names the field).
     Refused(String),
 }
@@ -98,6 +100,11 @@ pub trait Store: Send + Sync {
     /// The bytes the store takes on disk (SQLite: the file and its WAL; PostgreSQL: the
     /// database, indexes included).
     fn size_bytes(&self) -> Result<u64>;
+
+    /// Where log imports of `source` stopped, by file path (`sources::logs`).
+    fn cursors(&self, source: &str) -> Result<std::collections::HashMap<String, Cursor>>;
+    /// Remember where log imports of `source` stopped in these files.
+    fn put_cursors(&self, source: &str, cursors: &[(String, Cursor)]) -> Result<()>;
 }
 
 impl dyn Store + '_ {
@@ -208,7 +215,7 @@ fn publish(
     let batch: Vec<Execution> = records
         .iter()
         .zip(outcomes)
-        .filter(|(_, o)| **o == Outcome::Inserted)
+        .filter(|(_, o)| matches!(o, Outcome::Inserted | Outcome::Replaced))
         .map(|(e, _)| (*e).clone())
         .collect();
     if !batch.is_empty() {

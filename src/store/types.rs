@@ -83,6 +83,7 @@ pub struct ExecutionRow {
     pub session_id: Option<String>,
     pub task_type: Option<String>,
     pub metadata: Option<String>,
+    pub cost_source: CostSource,
 }
 
 /// A validated execution, ready to store (see `ingest` for where it comes from).
@@ -106,6 +107,64 @@ pub struct Execution {
     pub task_type: Option<String>,
     /// Compact JSON text of the `metadata` object.
     pub metadata: Option<String>,
+    /// A record with a revision replaces a stored execution of the same id whose revision is
+    /// lower (a log line written again with more tokens); without one, the first stored wins.
+    pub revision: Option<i64>,
+    /// Where `cost` came from.
+    pub cost_source: CostSource,
+}
+
+/// Where an execution's cost came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CostSource {
+    /// The record gave it.
+    #[default]
+    Reported,
+    /// Ingest computed it from the tokens and the price table.
+    Estimated,
+    /// The record gave none and the price table has no price for its model: cost 0.
+    Unpriced,
+}
+
+impl CostSource {
+    /// The stored code (both engines).
+    pub fn code(self) -> i16 {
+        match self {
+            CostSource::Reported => 0,
+            CostSource::Estimated => 1,
+            CostSource::Unpriced => 2,
+        }
+    }
+
+    pub fn from_code(c: i64) -> CostSource {
+        match c {
+            1 => CostSource::Estimated,
+            2 => CostSource::Unpriced,
+            _ => CostSource::Reported,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CostSource::Reported => "reported",
+            CostSource::Estimated => "estimated",
+            CostSource::Unpriced => "unpriced",
+        }
+    }
+}
+
+/// Where a log import stopped in one file (`sources::logs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Bytes read: the end of the last complete line.
+    pub offset: u64,
+    /// Lines before `offset`.
+    pub line: u64,
+    /// SHA-256 (hex) of the file's first `min(offset, 4096)` bytes: another file at the same
+    /// path is read from the start.
+    pub head: String,
+    /// The format's parse state at `offset` (JSON), if it has one.
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +172,8 @@ pub enum InsertOutcome {
     Inserted,
     /// An execution with this id is already stored; nothing changed.
     Duplicate,
+    /// An execution with this id and a lower revision was stored; this record replaced it.
+    Replaced,
 }
 
 /// Sums over one agent's executions in one hour, as the detector reads them (nano-dollars,
@@ -188,6 +249,25 @@ impl HourSums {
             self.ok_ms_sq += ms * ms;
             self.ok_max_us = self.ok_max_us.max(us);
         }
+    }
+
+    /// Take one execution out again (`add` with the signs turned). The maxima cannot be taken
+    /// back: whoever removes recomputes them from the rows left (`HourSums::max_*` are then
+    /// only an upper bound until it does).
+    pub fn remove(&mut self, success: bool, tokens: i64, cost: Nanos, duration_ms: Option<f64>) {
+        let mut one = HourSums::default();
+        one.add(success, tokens, cost, duration_ms);
+        self.totals.calls -= one.totals.calls;
+        self.totals.errors -= one.totals.errors;
+        self.totals.tokens -= one.totals.tokens;
+        self.totals.cost -= one.totals.cost;
+        self.totals.timed -= one.totals.timed;
+        self.totals.duration_sum -= one.totals.duration_sum;
+        self.cost_sq -= one.cost_sq;
+        self.tokens_sq -= one.tokens_sq;
+        self.ok_timed -= one.ok_timed;
+        self.ok_us -= one.ok_us;
+        self.ok_ms_sq -= one.ok_ms_sq;
     }
 
     /// Add another group's sums.

@@ -231,17 +231,38 @@ pub struct IngestRecord {
     /// Model name as the provider spells it (1..128 chars).
     #[schemars(length(min = 1, max = 128))]
     pub model: String,
+    /// Input tokens NOT read from or written to the prompt cache (Anthropic's `input_tokens`;
+    /// OpenAI's `prompt_tokens` minus the cached ones). Every token is counted in exactly one of
+    /// the four token fields, so their sum is the call's total.
     #[schemars(range(min = 0))]
     pub prompt_tokens: Option<u64>,
+    /// Output tokens, reasoning tokens included.
     #[schemars(range(min = 0))]
     pub completion_tokens: Option<u64>,
+    /// Input tokens read from the prompt cache.
     #[schemars(range(min = 0))]
     pub cache_read_tokens: Option<u64>,
+    /// Input tokens written to the prompt cache (5-minute and 1-hour writes together).
     #[schemars(range(min = 0))]
     pub cache_write_tokens: Option<u64>,
-    /// USD, ≥ 0 (default 0).
+    /// The part of `cacheWriteTokens` written with a 1-hour lifetime (priced higher); kept in
+    /// `metadata`. At most `cacheWriteTokens`.
+    #[schemars(range(min = 0))]
+    pub cache_write_1h_tokens: Option<u64>,
+    /// The part of `completionTokens` spent on reasoning, for display; kept in `metadata`. At
+    /// most `completionTokens`.
+    #[schemars(range(min = 0))]
+    pub reasoning_tokens: Option<u64>,
+    /// USD, ≥ 0. When absent, ingest prices the tokens with the price table (`dashboard-mcp
+    /// prices`): the execution's cost is then `estimated`, or `unpriced` (0) when the model has
+    /// no price; with a cost it is `reported`.
     #[schemars(range(min = 0))]
     pub cost: Option<f64>,
+    /// Replaces a stored execution of the same `id` whose revision is lower (or equal: never);
+    /// for sources that write one call several times as it grows. Without a revision the first
+    /// record of an id stays.
+    #[schemars(range(min = 0))]
+    pub revision: Option<i64>,
     /// Latency in ms, ≥ 0; absent means unknown.
     #[schemars(range(min = 0))]
     pub duration_ms: Option<f64>,
@@ -459,6 +480,10 @@ pub struct ExecutionItem {
     /// Latency in ms, null when unknown.
     pub duration: Option<f64>,
     pub cost: f64,
+    /// Where `cost` came from: `reported` by the record, `estimated` from its tokens and the
+    /// price table, or `unpriced` (the model has no price: the cost is 0, not free).
+    #[schemars(extend("enum" = ["reported", "estimated", "unpriced"]))]
+    pub cost_source: &'static str,
     pub tokens: ExecutionTokens,
     pub success: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -494,6 +519,9 @@ pub struct ExecutionTokens {
 pub struct ImportReport {
     pub accepted: u64,
     pub duplicates: u64,
+    /// Records that replaced a stored execution of the same id with a lower `revision`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replaced: u64,
     pub rejected: u64,
     /// False when `--strict` refused the import (nothing was written).
     pub committed: bool,
@@ -507,6 +535,9 @@ pub struct FileReport {
     pub format: String,
     pub accepted: u64,
     pub duplicates: u64,
+    /// Records that replaced a stored execution of the same id with a lower `revision`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replaced: u64,
     pub rejected: u64,
     /// The first 20 rejected records.
     pub errors: Vec<RecordError>,
@@ -521,4 +552,8 @@ pub struct RecordError {
     /// 1-based line (JSONL/CSV), item of a JSON array, or record index (a request's `records`).
     pub line: u64,
     pub reason: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

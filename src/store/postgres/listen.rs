@@ -9,7 +9,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
 use crate::error::Result;
-use crate::store::Execution;
+use crate::store::{CostSource, Execution};
 
 use super::{connect, Shared, CHANNEL, LISTEN_TICK, RECONNECT};
 
@@ -115,7 +115,8 @@ fn feed_batches(c: &mut Client, gens: &[i64], span: (i64, i64)) -> Result<Vec<Ve
     let rows = c.query(
         "SELECT e.id, e.ts, a.id, a.name, m.name, e.prompt_tokens, e.completion_tokens,
                 e.cache_read_tokens, e.cache_write_tokens, e.cost, e.duration_ms, e.success,
-                e.error, e.status_code, e.session_id, e.task_type, e.metadata, e.gen
+                e.error, e.status_code, e.session_id, e.task_type, e.metadata, e.gen,
+                e.revision, e.cost_source
          FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
          WHERE e.gen = ANY($1) AND e.ts >= $2 AND e.ts <= $3
          ORDER BY e.gen, e.ts, e.id COLLATE \"C\"",
@@ -140,6 +141,8 @@ fn feed_batches(c: &mut Client, gens: &[i64], span: (i64, i64)) -> Result<Vec<Ve
             session_id: r.get(14),
             task_type: r.get(15),
             metadata: r.get(16),
+            revision: r.get(18),
+            cost_source: CostSource::from_code(i64::from(r.get::<_, i16>(19))),
         });
     }
     Ok(batches.into_values().collect())

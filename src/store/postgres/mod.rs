@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Result};
 
-use super::{Atomic, Budget, Execution, Outcome, Snapshot, Store, Version};
+use super::{Atomic, Budget, Cursor, Execution, Outcome, Snapshot, Store, Version};
 use listen::{listen_loop, Listening};
 
 /// The `LISTEN` / `NOTIFY` channel of data changes.
@@ -435,6 +435,53 @@ impl Store for PgStore {
             self.with_client(|c, _| {
                 let row = c.query_one("SELECT pg_database_size(current_database())", &[])?;
                 Ok(row.get::<_, i64>(0) as u64)
+            })
+        })
+    }
+
+    fn cursors(&self, source: &str) -> Result<std::collections::HashMap<String, Cursor>> {
+        sync(|| {
+            self.with_client(|c, _| {
+                let rows = c.query(
+                    "SELECT path, read_to, line, head, state FROM source_cursors
+                     WHERE source = $1",
+                    &[&source],
+                )?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.get(0),
+                            Cursor {
+                                offset: r.get::<_, i64>(1) as u64,
+                                line: r.get::<_, i64>(2) as u64,
+                                head: r.get(3),
+                                state: r.get(4),
+                            },
+                        )
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn put_cursors(&self, source: &str, list: &[(String, Cursor)]) -> Result<()> {
+        let paths: Vec<&str> = list.iter().map(|(p, _)| p.as_str()).collect();
+        let read_to: Vec<i64> = list.iter().map(|(_, k)| k.offset as i64).collect();
+        let lines: Vec<i64> = list.iter().map(|(_, k)| k.line as i64).collect();
+        let heads: Vec<&str> = list.iter().map(|(_, k)| k.head.as_str()).collect();
+        let states: Vec<Option<&str>> = list.iter().map(|(_, k)| k.state.as_deref()).collect();
+        sync(|| {
+            self.with_client(|c, _| {
+                c.execute(
+                    "INSERT INTO source_cursors (source, path, read_to, line, head, state)
+                     SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[],
+                       $5::text[], $6::text[])
+                     ON CONFLICT (source, path) DO UPDATE SET read_to = EXCLUDED.read_to,
+                       line = EXCLUDED.line, head = EXCLUDED.head, state = EXCLUDED.state",
+                    &[&source, &paths, &read_to, &lines, &heads, &states],
+                )?;
+                Ok(())
             })
         })
     }

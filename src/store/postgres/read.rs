@@ -16,8 +16,9 @@ use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::money::Nanos;
 use crate::store::{
-    p95_of, AgentRun, AgentTotals, Agents, Budget, Changes, ExecutionFilter, ExecutionRow, Filter,
-    GroupKey, HourSums, ModelTotals, Plan, Snapshot, Totals, EXACT_P95_MAX, GLOBAL,
+    p95_of, AgentRun, AgentTotals, Agents, Budget, Changes, CostSource, ExecutionFilter,
+    ExecutionRow, Filter, GroupKey, HourSums, ModelTotals, Plan, Snapshot, Totals, EXACT_P95_MAX,
+    GLOBAL,
 };
 use crate::time::{Millis, Window, DAY, HOUR};
 
@@ -269,7 +270,8 @@ impl Snapshot for PgSnapshot<'_> {
             &format!(
                 "SELECT e.id, e.ts, a.id, m.name, e.prompt_tokens, e.completion_tokens,
                         e.cache_read_tokens, e.cache_write_tokens, e.cost, e.duration_ms,
-                        e.success, e.error, e.status_code, e.session_id, e.task_type, e.metadata
+                        e.success, e.error, e.status_code, e.session_id, e.task_type, e.metadata,
+                        e.cost_source
                  FROM executions e JOIN agents a ON a.key = e.agent
                    JOIN models m ON m.key = e.model
                  WHERE e.ts >= $1 AND e.ts < $2{cond}
@@ -296,6 +298,7 @@ impl Snapshot for PgSnapshot<'_> {
                 session_id: r.get(13),
                 task_type: r.get(14),
                 metadata: r.get(15),
+                cost_source: CostSource::from_code(i64::from(r.get::<_, i16>(16))),
             })
             .collect();
         Ok((total, page))

@@ -129,6 +129,29 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE hist_day RENAME COLUMN hour TO day;
      CREATE TABLE hist_week (LIKE hist_hour INCLUDING ALL);
      ALTER TABLE hist_week RENAME COLUMN hour TO week;",
+    // 2: real usage in (`sources`), as SQLite's migration 8: an execution's `revision` (also
+    // in `execution_ids`, with its `ts`, so the stored row of an id is found in its partition)
+    // and `cost_source` (0 reported, 1 estimated, 2 unpriced); the agent × model rollups count
+    // estimated cost and calls and unpriced calls; `source_cursors` holds where log imports
+    // stopped.
+    "ALTER TABLE execution_ids ADD COLUMN ts bigint, ADD COLUMN revision bigint;
+     ALTER TABLE executions ADD COLUMN revision bigint,
+       ADD COLUMN cost_source smallint NOT NULL DEFAULT 0;
+     ALTER TABLE rollup_hour ADD COLUMN estimated_cost bigint NOT NULL DEFAULT 0,
+       ADD COLUMN estimated bigint NOT NULL DEFAULT 0,
+       ADD COLUMN unpriced bigint NOT NULL DEFAULT 0;
+     ALTER TABLE rollup_day ADD COLUMN estimated_cost bigint NOT NULL DEFAULT 0,
+       ADD COLUMN estimated bigint NOT NULL DEFAULT 0,
+       ADD COLUMN unpriced bigint NOT NULL DEFAULT 0;
+     CREATE TABLE source_cursors (
+        source text NOT NULL,
+        path   text NOT NULL,
+        read_to bigint NOT NULL,
+        line   bigint NOT NULL,
+        head   text NOT NULL,
+        state  text,
+        PRIMARY KEY (source, path)
+     );",
 ];
 
 /// Apply the migrations this database has not seen, each in its own transaction.

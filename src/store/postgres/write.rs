@@ -5,7 +5,7 @@
 //! and notifies every replica (`NOTIFY`, delivered at commit). The writing replica publishes its
 //! own batch at once (as SQLite does); the others read it on the notification.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
@@ -13,7 +13,7 @@ use postgres::Client;
 
 use crate::error::Result;
 use crate::store::plan::{decode_counts, encode_counts};
-use crate::store::{latency_bucket, Atomic, Execution, HourSums, Outcome, Totals};
+use crate::store::{latency_bucket, Atomic, CostSource, Execution, HourSums, Outcome, Totals};
 use crate::time::{Millis, DAY, HOUR};
 
 use super::schema::{ensure_partitions, month_of};
@@ -118,24 +118,56 @@ pub fn insert(
         .map(|r| (r.get(0), r.get(1)))
         .collect();
 
+    // Of several records of one id in the batch, the first is tried, unless a later one has a
+    // higher revision; the rest are duplicates.
+    let mut chosen: HashMap<&str, usize> = HashMap::new();
+    for &i in &fresh {
+        let e = records[i];
+        match chosen.get(e.id.as_str()) {
+            Some(&j) if records[j].revision >= e.revision || e.revision.is_none() => {}
+            _ => {
+                chosen.insert(&e.id, i);
+            }
+        }
+    }
+    let tried: Vec<usize> = fresh
+        .iter()
+        .copied()
+        .filter(|&i| chosen[records[i].id.as_str()] == i)
+        .collect();
     // Claim the ids: those this statement inserts are new.
-    let ids: Vec<&str> = fresh.iter().map(|&i| records[i].id.as_str()).collect();
+    let ids: Vec<&str> = tried.iter().map(|&i| records[i].id.as_str()).collect();
+    let tss: Vec<i64> = tried.iter().map(|&i| records[i].ts).collect();
+    let revisions: Vec<Option<i64>> = tried.iter().map(|&i| records[i].revision).collect();
     let claimed: HashSet<String> = tx
         .query(
-            "INSERT INTO execution_ids (id) SELECT DISTINCT unnest($1::text[])
+            "INSERT INTO execution_ids (id, ts, revision)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
              ON CONFLICT (id) DO NOTHING RETURNING id",
-            &[&ids],
+            &[&ids, &tss, &revisions],
         )?
         .into_iter()
         .map(|r| r.get(0))
         .collect();
-    let mut taken: HashSet<&str> = HashSet::new();
+    let mut sums = Sums::default();
+    // Stored ids of lower revision: the stored row goes (out of the rollups too).
+    let revised: Vec<usize> = tried
+        .iter()
+        .copied()
+        .filter(|&i| !claimed.contains(records[i].id.as_str()) && records[i].revision.is_some())
+        .collect();
+    let replaced = replace_stored(&mut tx, records, &revised, &mut sums)?;
     let mut new: Vec<usize> = Vec::new();
     for &i in &fresh {
         let id = records[i].id.as_str();
-        outcomes[i] = Some(if claimed.contains(id) && taken.insert(id) {
+        outcomes[i] = Some(if chosen[id] != i {
+            Outcome::Duplicate
+        } else if claimed.contains(id) {
             new.push(i);
             Outcome::Inserted
+        } else if replaced.contains(&i) {
+            new.push(i);
+            Outcome::Replaced
         } else {
             Outcome::Duplicate
         });
@@ -143,7 +175,6 @@ pub fn insert(
 
     if !new.is_empty() {
         copy_rows(&mut tx, records, &new, &agents, &models, gen)?;
-        let mut sums = Sums::default();
         for &i in &new {
             let e = records[i];
             sums.add(e, agents[&e.agent_id], models[&e.model]);
@@ -190,6 +221,76 @@ fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     v
 }
 
+/// For each record of `revised` whose id is stored with a lower revision: the stored row is
+/// deleted and taken out of `sums`, and `execution_ids` takes the record's time and revision.
+/// The records that replaced one.
+fn replace_stored(
+    tx: &mut postgres::Transaction<'_>,
+    records: &[&Execution],
+    revised: &[usize],
+    sums: &mut Sums,
+) -> Result<HashSet<usize>> {
+    let mut replaced = HashSet::new();
+    if revised.is_empty() {
+        return Ok(replaced);
+    }
+    let ids: Vec<&str> = revised.iter().map(|&i| records[i].id.as_str()).collect();
+    let stored: HashMap<String, (Option<i64>, Option<i64>)> = tx
+        .query(
+            "SELECT id, ts, revision FROM execution_ids WHERE id = ANY($1) FOR UPDATE",
+            &[&ids],
+        )?
+        .into_iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    for &i in revised {
+        let e = records[i];
+        let Some(&(Some(ts), Some(old))) = stored.get(&e.id) else {
+            continue;
+        };
+        if e.revision.is_none_or(|new| new <= old) {
+            continue;
+        }
+        let row = tx.query_opt(
+            "DELETE FROM executions WHERE id = $1 AND ts = $2
+             RETURNING agent, model, prompt_tokens + completion_tokens + cache_read_tokens +
+               cache_write_tokens, cost, duration_ms, success, cost_source",
+            &[&e.id, &ts],
+        )?;
+        if let Some(r) = row {
+            let source: i16 = r.get(6);
+            sums.remove(&Taken {
+                ts,
+                agent: r.get(0),
+                model: r.get(1),
+                tokens: r.get(2),
+                cost: r.get(3),
+                duration_ms: r.get(4),
+                success: r.get(5),
+                cost_source: CostSource::from_code(i64::from(source)),
+            });
+        }
+        tx.execute(
+            "UPDATE execution_ids SET ts = $2, revision = $3 WHERE id = $1",
+            &[&e.id, &e.ts, &e.revision],
+        )?;
+        replaced.insert(i);
+    }
+    Ok(replaced)
+}
+
+/// A stored execution as the rollups counted it (what replacing it takes back out).
+struct Taken {
+    ts: Millis,
+    agent: i32,
+    model: i32,
+    tokens: i64,
+    cost: i64,
+    duration_ms: Option<f64>,
+    success: bool,
+    cost_source: CostSource,
+}
+
 /// `COPY … FROM STDIN (FORMAT binary)` of the new rows.
 fn copy_rows(
     tx: &mut postgres::Transaction<'_>,
@@ -202,7 +303,8 @@ fn copy_rows(
     let sink = tx.copy_in(
         "COPY executions (id, ts, agent, model, prompt_tokens, completion_tokens,
            cache_read_tokens, cache_write_tokens, cost, duration_ms, success, error, status_code,
-           session_id, task_type, metadata, gen) FROM STDIN (FORMAT binary)",
+           session_id, task_type, metadata, gen, revision, cost_source)
+           FROM STDIN (FORMAT binary)",
     )?;
     let types = [
         Type::TEXT,
@@ -222,11 +324,14 @@ fn copy_rows(
         Type::TEXT,
         Type::TEXT,
         Type::INT8,
+        Type::INT8,
+        Type::INT2,
     ];
     let mut w = BinaryCopyInWriter::new(sink, &types);
     for &i in new {
         let e = records[i];
-        let row: [&(dyn ToSql + Sync); 17] = [
+        let source = e.cost_source.code();
+        let row: [&(dyn ToSql + Sync); 19] = [
             &e.id,
             &e.ts,
             &agents[&e.agent_id],
@@ -244,6 +349,8 @@ fn copy_rows(
             &e.task_type,
             &e.metadata,
             &gen,
+            &e.revision,
+            &source,
         ];
         w.write(&row)?;
     }
@@ -332,6 +439,26 @@ fn merge_histograms(
         let into = merged.entry((r.get(0), r.get(1))).or_default();
         decode_counts(r.get(2), |b, n| *into.entry(b).or_default() += n)?;
     }
+    // Replaced executions take counts out: a histogram left empty goes.
+    for counts in merged.values_mut() {
+        counts.retain(|_, n| *n != 0);
+    }
+    let (gone_agents, gone_times): (Vec<i32>, Vec<i64>) = merged
+        .iter()
+        .filter(|(_, c)| c.is_empty())
+        .map(|(k, _)| *k)
+        .unzip();
+    if !gone_agents.is_empty() {
+        tx.execute(
+            &format!(
+                "DELETE FROM {table} h USING unnest($1::int[], $2::bigint[]) AS k(agent, t)
+                 WHERE h.agent = k.agent AND h.{col} = k.t"
+            ),
+            &[&gone_agents, &gone_times],
+        )?;
+    }
+    merged.retain(|_, c| !c.is_empty());
+    let (agents, times): (Vec<i32>, Vec<i64>) = merged.keys().copied().unzip();
     let blobs: Vec<Vec<u8>> = merged.values().map(encode_counts).collect();
     tx.execute(
         &format!(
@@ -341,6 +468,59 @@ fn merge_histograms(
         ),
         &[&agents, &times, &blobs],
     )?;
+    Ok(())
+}
+
+/// After executions of `agent` in `hour` were taken out: the detector's maxima recomputed from
+/// the rows left, and rollup rows whose calls fell to 0 removed (the detector's `agent_hour`
+/// row stays, its generation telling the memo what changed).
+fn tidy(tx: &mut postgres::Transaction<'_>, hour: i64, agent: i32) -> Result<()> {
+    let (lo, hi) = (hour * HOUR, (hour + 1) * HOUR);
+    // The maxima as the write path computes them (`HourSums::add`), over the rows left.
+    let mut left = HourSums::default();
+    for r in tx.query(
+        "SELECT success, prompt_tokens + completion_tokens + cache_read_tokens +
+           cache_write_tokens, cost, duration_ms
+         FROM executions WHERE agent = $1 AND ts >= $2 AND ts < $3",
+        &[&agent, &lo, &hi],
+    )? {
+        left.add(r.get(0), r.get(1), r.get(2), r.get(3));
+    }
+    tx.execute(
+        "UPDATE agent_hour SET max_cost = $3, max_tokens = $4, ok_max_us = $5
+         WHERE hour = $1 AND agent = $2",
+        &[
+            &hour,
+            &agent,
+            &left.max_cost,
+            &left.max_tokens,
+            &left.ok_max_us,
+        ],
+    )?;
+    let day = hour.div_euclid(24);
+    let agent = i64::from(agent);
+    for (table, unit, at, by_agent) in [
+        ("rollup_hour", "hour", hour, true),
+        ("rollup_day", "day", day, true),
+        ("agent_rollup_hour", "hour", hour, true),
+        ("agent_rollup_day", "day", day, true),
+        ("model_rollup_hour", "hour", hour, false),
+        ("model_rollup_day", "day", day, false),
+        ("total_hour", "hour", hour, false),
+        ("total_day", "day", day, false),
+    ] {
+        if by_agent {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE {unit} = $1 AND agent = $2 AND calls = 0"),
+                &[&at, &(agent as i32)],
+            )?;
+        } else {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE {unit} = $1 AND calls = 0"),
+                &[&at],
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -357,6 +537,12 @@ struct Sums {
     hist_days: BTreeMap<(i32, i64), BTreeMap<i64, i64>>,
     /// (agent, 7-day block = day / 7) → bucket → count.
     hist_weeks: BTreeMap<(i32, i64), BTreeMap<i64, i64>>,
+    /// (hour, agent, model) and (day, agent, model) → estimated cost, estimated calls,
+    /// unpriced calls.
+    priced_hours: BTreeMap<(i64, i32, i32), [i64; 3]>,
+    priced_days: BTreeMap<(i64, i32, i32), [i64; 3]>,
+    /// (hour, agent) cells an execution was taken out of (`tidy`).
+    emptied: BTreeSet<(i64, i32)>,
 }
 
 impl Sums {
@@ -372,6 +558,7 @@ impl Sums {
             duration_sum: e.duration_ms.unwrap_or(0.0),
         };
         let (hour, day) = (e.ts.div_euclid(HOUR), e.ts.div_euclid(DAY));
+        self.price(hour, day, agent, model, e.cost, e.cost_source, 1);
         self.hours.entry((hour, agent, model)).or_default().add(&t);
         self.days.entry((day, agent, model)).or_default().add(&t);
         self.agent_hours.entry((hour, agent)).or_default().add(
@@ -394,8 +581,115 @@ impl Sums {
         }
     }
 
+    /// Count `sign` (±1) executions of `source` costing `cost` each into the pricing sums.
+    #[allow(clippy::too_many_arguments)]
+    fn price(
+        &mut self,
+        hour: i64,
+        day: i64,
+        agent: i32,
+        model: i32,
+        cost: i64,
+        source: CostSource,
+        sign: i64,
+    ) {
+        let add = match source {
+            CostSource::Reported => return,
+            CostSource::Estimated => [sign * cost, sign, 0],
+            CostSource::Unpriced => [0, 0, sign],
+        };
+        for (map, t) in [(&mut self.priced_hours, hour), (&mut self.priced_days, day)] {
+            let v = map.entry((t, agent, model)).or_default();
+            for (a, b) in v.iter_mut().zip(add) {
+                *a += b;
+            }
+        }
+    }
+
+    /// Take a stored execution back out (it is being replaced).
+    fn remove(&mut self, x: &Taken) {
+        let t = Totals {
+            calls: -1,
+            errors: -i64::from(!x.success),
+            tokens: -x.tokens,
+            cost: -x.cost,
+            timed: -i64::from(x.duration_ms.is_some()),
+            duration_sum: -x.duration_ms.unwrap_or(0.0),
+        };
+        let (hour, day) = (x.ts.div_euclid(HOUR), x.ts.div_euclid(DAY));
+        self.price(hour, day, x.agent, x.model, x.cost, x.cost_source, -1);
+        self.hours
+            .entry((hour, x.agent, x.model))
+            .or_default()
+            .add(&t);
+        self.days
+            .entry((day, x.agent, x.model))
+            .or_default()
+            .add(&t);
+        self.agent_hours.entry((hour, x.agent)).or_default().remove(
+            x.success,
+            x.tokens,
+            x.cost,
+            x.duration_ms,
+        );
+        if let Some(d) = x.duration_ms {
+            let b = latency_bucket(d);
+            for a in [x.agent, 0] {
+                for (map, t) in [
+                    (&mut self.hist_hours, hour),
+                    (&mut self.hist_days, day),
+                    (&mut self.hist_weeks, day.div_euclid(7)),
+                ] {
+                    *map.entry((a, t)).or_default().entry(b).or_default() -= 1;
+                }
+            }
+        }
+        self.emptied.insert((hour, x.agent));
+    }
+
     /// Add the sums to the stored rollups, in primary-key order.
     fn flush(self, tx: &mut postgres::Transaction<'_>, gen: i64) -> Result<()> {
+        let mut pricing = Vec::new();
+        for (table, unit, rows) in [
+            ("rollup_hour", "hour", &self.priced_hours),
+            ("rollup_day", "day", &self.priced_days),
+        ] {
+            let rows: Vec<_> = rows.iter().filter(|(_, v)| **v != [0, 0, 0]).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            // The rows exist: the sums of the same executions are upserted first (below).
+            let mut cols: Vec<Vec<i64>> = vec![Vec::new(); 6];
+            for (&(t, a, m), v) in rows {
+                for (col, x) in
+                    cols.iter_mut()
+                        .zip([t, i64::from(a), i64::from(m), v[0], v[1], v[2]])
+                {
+                    col.push(x);
+                }
+            }
+            pricing.push((table, unit, cols));
+        }
+        self.flush_sums(tx, gen)?;
+        for (table, unit, cols) in pricing {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} r SET estimated_cost = r.estimated_cost + v.ec,
+                       estimated = r.estimated + v.en, unpriced = r.unpriced + v.un
+                     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                       $5::bigint[], $6::bigint[]) AS v(t, a, m, ec, en, un)
+                     WHERE r.{unit} = v.t AND r.agent = v.a AND r.model = v.m"
+                ),
+                &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]],
+            )?;
+        }
+        for &(hour, agent) in &self.emptied {
+            tidy(tx, hour, agent)?;
+        }
+        Ok(())
+    }
+
+    fn flush_sums(&self, tx: &mut postgres::Transaction<'_>, gen: i64) -> Result<()> {
         for (unit, rows) in [("hour", &self.hours), ("day", &self.days)] {
             // Every level: per agent × model, per agent, per model, in all.
             let mut agent: BTreeMap<(i64, i32), Totals> = BTreeMap::new();

@@ -7,8 +7,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::error::{Error, Result};
 use crate::time::Millis;
 
-use super::rollup::Pending;
-use crate::store::{Execution, InsertOutcome};
+use super::rollup::{Pending, Stored};
+use crate::store::{CostSource, Execution, InsertOutcome};
 
 /// Inserts executions into one transaction, remembering the agent and model keys it has seen and
 /// counting what the rollups gain; `finish` writes those before the transaction commits.
@@ -38,13 +38,47 @@ impl<'t> Inserter<'t> {
         let agent = self.agent_key(&e.agent_id)?;
         let model = self.model_key(&e.model)?;
         let pos = self.next_pos(e.ts)?;
-        let inserted = self
+        let mut outcome = InsertOutcome::Inserted;
+        if self.write_row(e, pos, agent, model)? == 0 {
+            // A stored execution of this id: replaced when this record's revision is higher.
+            match (e.revision, self.stored(&e.id)?) {
+                (Some(new), Some((stored_pos, old))) if old.revision.is_some_and(|r| r < new) => {
+                    self.tx
+                        .prepare_cached("DELETE FROM executions WHERE pos = ?1")?
+                        .execute([stored_pos])?;
+                    self.rollups.remove(&old);
+                    self.write_row(e, pos, agent, model)?;
+                    outcome = InsertOutcome::Replaced;
+                }
+                _ => return Ok(InsertOutcome::Duplicate),
+            }
+        }
+        self.rollups.add(e, agent, model);
+        if let Some(name) = &e.agent_name {
+            let cached = self
+                .agents
+                .get_mut(&e.agent_id)
+                .expect("agent key cached above");
+            if cached.1.as_deref() != Some(name.as_str()) {
+                self.tx
+                    .prepare_cached("UPDATE agents SET name = ?1 WHERE key = ?2")?
+                    .execute(params![name, agent])?;
+                cached.1 = Some(name.clone());
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Insert the row of `e` unless its id is stored: the rows written (0 or 1).
+    fn write_row(&self, e: &Execution, pos: i64, agent: i64, model: i64) -> Result<usize> {
+        Ok(self
             .tx
             .prepare_cached(
                 "INSERT INTO executions (id, pos, agent, model, prompt_tokens, completion_tokens,
                    cache_read_tokens, cache_write_tokens, cost, duration_ms, success, error,
-                   status_code, session_id, task_type, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                   status_code, session_id, task_type, metadata, revision, cost_source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                   ?17, ?18)
                  ON CONFLICT(id) DO NOTHING",
             )?
             .execute(params![
@@ -64,24 +98,39 @@ impl<'t> Inserter<'t> {
                 e.session_id,
                 e.task_type,
                 e.metadata,
-            ])?;
-        if inserted == 0 {
-            return Ok(InsertOutcome::Duplicate);
-        }
-        self.rollups.add(e, agent, model);
-        if let Some(name) = &e.agent_name {
-            let cached = self
-                .agents
-                .get_mut(&e.agent_id)
-                .expect("agent key cached above");
-            if cached.1.as_deref() != Some(name.as_str()) {
-                self.tx
-                    .prepare_cached("UPDATE agents SET name = ?1 WHERE key = ?2")?
-                    .execute(params![name, agent])?;
-                cached.1 = Some(name.clone());
-            }
-        }
-        Ok(InsertOutcome::Inserted)
+                e.revision,
+                e.cost_source.code(),
+            ])?)
+    }
+
+    /// The stored execution of `id` as the rollups counted it, and its `pos`.
+    fn stored(&self, id: &str) -> Result<Option<(i64, Stored)>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT pos, ts, agent, model, prompt_tokens + completion_tokens +
+                   cache_read_tokens + cache_write_tokens, prompt_tokens, completion_tokens,
+                   cache_read_tokens, cache_write_tokens, cost, duration_ms, success, revision,
+                   cost_source
+                 FROM executions WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    Stored {
+                        ts: r.get(1)?,
+                        agent: r.get(2)?,
+                        model: r.get(3)?,
+                        tokens: [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
+                        cost: r.get(9)?,
+                        duration_ms: r.get(10)?,
+                        success: r.get(11)?,
+                        revision: r.get(12)?,
+                        cost_source: CostSource::from_code(r.get(13)?),
+                    },
+                ))
+            })
+            .optional()?)
     }
 
     /// The next free `pos` of the millisecond `ts` (see `store::PER_MILLISECOND`).

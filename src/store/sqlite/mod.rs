@@ -7,6 +7,7 @@
 //! no executor thread ever waits on the disk, and no `Connection` is ever held across an `.await`.
 
 mod budgets;
+mod cursors;
 mod ingest;
 mod query;
 mod rollup;
@@ -25,7 +26,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Result};
 
-use super::{Atomic, Budget, Execution, InsertOutcome, Outcome, Snapshot, Store, Version};
+use super::{Atomic, Budget, Cursor, Execution, InsertOutcome, Outcome, Snapshot, Store, Version};
 use ingest::Inserter;
 
 /// Executions are stored in time order under the rowid `pos` = ts · `PER_MILLISECOND` + n, n
@@ -333,6 +334,7 @@ impl Store for SqliteStore {
                 out.push(match ins.insert(e) {
                     Ok(InsertOutcome::Inserted) => Outcome::Inserted,
                     Ok(InsertOutcome::Duplicate) => Outcome::Duplicate,
+                    Ok(InsertOutcome::Replaced) => Outcome::Replaced,
                     // A record the store cannot take (a millisecond already full).
                     Err(err @ Error::Invalid { .. }) => Outcome::Refused(err.to_string()),
                     Err(err) => return Err(err),
@@ -415,6 +417,16 @@ impl Store for SqliteStore {
             std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
         };
         Ok(len("") + len("-wal"))
+    }
+
+    fn cursors(&self, source: &str) -> Result<std::collections::HashMap<String, Cursor>> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        cursors::get(&conn, source)
+    }
+
+    fn put_cursors(&self, source: &str, list: &[(String, Cursor)]) -> Result<()> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        cursors::put(&mut conn, source, list)
     }
 
     /// Move the write-ahead log into the database file and truncate it (so the file size is the

@@ -206,7 +206,7 @@ pub fn executions(
     let sql = format!(
         "SELECT e.id, e.ts, a.id, m.name, e.prompt_tokens, e.completion_tokens, e.cache_read_tokens,
                 e.cache_write_tokens, e.cost, e.duration_ms, e.success, e.error, e.status_code,
-                e.session_id, e.task_type, e.metadata
+                e.session_id, e.task_type, e.metadata, e.cost_source
          FROM executions e JOIN agents a ON a.key = e.agent JOIN models m ON m.key = e.model
          WHERE {cond} ORDER BY e.pos DESC"
     );
@@ -267,6 +267,7 @@ pub fn executions(
             session_id: r.get(13)?,
             task_type: r.get(14)?,
             metadata: r.get(15)?,
+            cost_source: crate::store::CostSource::from_code(r.get(16)?),
         });
     }
     skipped += counted;

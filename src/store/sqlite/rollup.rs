@@ -17,7 +17,7 @@
 //! A window with no whole hour, or with few enough timed executions (`store::EXACT_P95_MAX`),
 //! gets the exact nearest-rank p95 from raw rows instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
@@ -29,7 +29,7 @@ use crate::time::{Millis, Window, DAY, HOUR};
 use super::pos;
 use super::query::{totals_at, TOTALS_COLUMNS};
 use crate::store::plan::{ceil, decode_counts, encode_counts, floor, push};
-use crate::store::{latency_bucket, Plan, Totals};
+use crate::store::{latency_bucket, CostSource, Plan, Totals};
 
 /// The 7-day blocks of `agent_week` (day / 7: each starts on a Thursday, as 1970-01-01 did).
 const WEEK: Millis = 7 * DAY;
@@ -57,9 +57,69 @@ struct Cell {
     cost: i64,
     timed: i64,
     duration_sum: f64,
+    /// The part of `cost` estimated from the price table, and its calls; calls unpriced.
+    estimated_cost: i64,
+    estimated: i64,
+    unpriced: i64,
+}
+
+/// A stored execution as the rollups counted it (what replacing it takes back out).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub ts: Millis,
+    pub agent: i64,
+    pub model: i64,
+    /// Prompt, completion, cache read, cache write.
+    pub tokens: [i64; 4],
+    pub cost: i64,
+    pub duration_ms: Option<f64>,
+    pub success: bool,
+    pub revision: Option<i64>,
+    pub cost_source: CostSource,
 }
 
 impl Cell {
+    fn of(
+        success: bool,
+        tokens: [i64; 4],
+        cost: i64,
+        duration_ms: Option<f64>,
+        source: CostSource,
+    ) -> Cell {
+        let estimated = source == CostSource::Estimated;
+        Cell {
+            calls: 1,
+            errors: i64::from(!success),
+            prompt: tokens[0],
+            completion: tokens[1],
+            cache_read: tokens[2],
+            cache_write: tokens[3],
+            cost,
+            timed: i64::from(duration_ms.is_some()),
+            duration_sum: duration_ms.unwrap_or(0.0),
+            estimated_cost: if estimated { cost } else { 0 },
+            estimated: i64::from(estimated),
+            unpriced: i64::from(source == CostSource::Unpriced),
+        }
+    }
+
+    fn negated(&self) -> Cell {
+        Cell {
+            calls: -self.calls,
+            errors: -self.errors,
+            prompt: -self.prompt,
+            completion: -self.completion,
+            cache_read: -self.cache_read,
+            cache_write: -self.cache_write,
+            cost: -self.cost,
+            timed: -self.timed,
+            duration_sum: -self.duration_sum,
+            estimated_cost: -self.estimated_cost,
+            estimated: -self.estimated,
+            unpriced: -self.unpriced,
+        }
+    }
+
     /// The cell as totals (the four token kinds summed).
     fn totals(&self) -> Totals {
         Totals {
@@ -82,6 +142,9 @@ impl Cell {
         self.cost += o.cost;
         self.timed += o.timed;
         self.duration_sum += o.duration_sum;
+        self.estimated_cost += o.estimated_cost;
+        self.estimated += o.estimated;
+        self.unpriced += o.unpriced;
     }
 }
 
@@ -94,6 +157,9 @@ pub struct Pending {
     latency: HashMap<(i64, i64), BTreeMap<i64, i64>>,
     /// (hour, agent) → the anomaly detector's sums (`agent_hour`).
     agent_hours: HashMap<(i64, i64), crate::store::HourSums>,
+    /// (hour, agent) cells an execution was taken out of: their maxima are recomputed from
+    /// the rows and emptied rollup rows removed.
+    emptied: HashSet<(i64, i64)>,
 }
 
 impl Pending {
@@ -101,17 +167,18 @@ impl Pending {
     pub fn add(&mut self, e: &super::Execution, agent: i64, model: i64) {
         let hour = e.ts.div_euclid(HOUR);
         let c = self.sums.entry((hour, agent, model)).or_default();
-        c.add(&Cell {
-            calls: 1,
-            errors: i64::from(!e.success),
-            prompt: e.prompt_tokens,
-            completion: e.completion_tokens,
-            cache_read: e.cache_read_tokens,
-            cache_write: e.cache_write_tokens,
-            cost: e.cost,
-            timed: i64::from(e.duration_ms.is_some()),
-            duration_sum: e.duration_ms.unwrap_or(0.0),
-        });
+        c.add(&Cell::of(
+            e.success,
+            [
+                e.prompt_tokens,
+                e.completion_tokens,
+                e.cache_read_tokens,
+                e.cache_write_tokens,
+            ],
+            e.cost,
+            e.duration_ms,
+            e.cost_source,
+        ));
         self.agent_hours.entry((hour, agent)).or_default().add(
             e.success,
             e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens,
@@ -126,8 +193,39 @@ impl Pending {
         }
     }
 
+    /// Take a stored execution back out (it is being replaced).
+    pub fn remove(&mut self, s: &Stored) {
+        let hour = s.ts.div_euclid(HOUR);
+        let cell = Cell::of(s.success, s.tokens, s.cost, s.duration_ms, s.cost_source);
+        self.sums
+            .entry((hour, s.agent, s.model))
+            .or_default()
+            .add(&cell.negated());
+        self.agent_hours.entry((hour, s.agent)).or_default().remove(
+            s.success,
+            s.tokens.iter().sum(),
+            s.cost,
+            s.duration_ms,
+        );
+        if let Some(d) = s.duration_ms {
+            let b = latency_bucket(d);
+            for key in [(s.agent, hour), (0, hour)] {
+                *self.latency.entry(key).or_default().entry(b).or_default() -= 1;
+            }
+        }
+        self.emptied.insert((hour, s.agent));
+    }
+
     /// Add everything counted to the rollup tables, in `tx`.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        self.flush_sums(tx)?;
+        for (hour, agent) in std::mem::take(&mut self.emptied) {
+            tidy(tx, hour, agent)?;
+        }
+        Ok(())
+    }
+
+    fn flush_sums(&mut self, tx: &Transaction<'_>) -> Result<()> {
         if !self.agent_hours.is_empty() {
             let gen = super::series::next_gen(tx)?;
             super::series::upsert(tx, &self.agent_hours, Some(gen))?;
@@ -174,6 +272,55 @@ impl Pending {
     }
 }
 
+/// After executions of `agent` in `hour` were taken out: the detector's maxima recomputed from
+/// the rows left, and rows whose calls fell to 0 removed (the detector's `agent_hour` row stays,
+/// its generation telling the memo what changed).
+fn tidy(tx: &Transaction<'_>, hour: i64, agent: i64) -> Result<()> {
+    let (lo, hi) = (super::pos(hour * HOUR), super::pos((hour + 1) * HOUR));
+    // The maxima as the write path computes them (`HourSums::add`), over the rows left.
+    let mut left = crate::store::HourSums::default();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT success, prompt_tokens + completion_tokens + cache_read_tokens +
+               cache_write_tokens, cost, duration_ms
+             FROM executions WHERE agent = ?1 AND pos >= ?2 AND pos < ?3",
+        )?;
+        let mut rows = stmt.query(params![agent, lo, hi])?;
+        while let Some(r) = rows.next()? {
+            left.add(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        }
+    }
+    tx.prepare_cached(
+        "UPDATE agent_hour SET max_cost = ?3, max_tokens = ?4, ok_max_us = ?5
+         WHERE hour = ?1 AND agent = ?2",
+    )?
+    .execute(params![
+        hour,
+        agent,
+        left.max_cost,
+        left.max_tokens,
+        left.ok_max_us
+    ])?;
+    let (day, week) = (hour.div_euclid(24), hour.div_euclid(24).div_euclid(7));
+    for (table, unit, at, by_agent) in [
+        ("rollup_hour", "hour", hour, true),
+        ("rollup_day", "day", day, true),
+        ("agent_day", "day", day, true),
+        ("agent_week", "week", week, true),
+        ("model_hour", "hour", hour, false),
+        ("model_day", "day", day, false),
+    ] {
+        let agent_cond = if by_agent { " AND agent = ?2" } else { "" };
+        tx.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE {unit} = ?1 AND calls = 0{agent_cond}"
+        ))?
+        .execute(params_from_iter(
+            [at].into_iter().chain(by_agent.then_some(agent)),
+        ))?;
+    }
+    Ok(())
+}
+
 /// Add `t` to the row (`unit` = `at`, `key` = `id`) of a per-agent or per-model table
 /// (`agent_day`, `model_hour`, `model_day`: calls, errors, tokens, cost, timed, duration_sum).
 pub(super) fn upsert_level(
@@ -215,8 +362,9 @@ fn upsert_cell(
 ) -> Result<()> {
     tx.prepare_cached(&format!(
         "INSERT INTO {table} ({unit}, agent, model, calls, errors, prompt_tokens, completion_tokens,
-             cache_read_tokens, cache_write_tokens, cost, timed, duration_sum)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             cache_read_tokens, cache_write_tokens, cost, timed, duration_sum, estimated_cost,
+             estimated, unpriced)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT ({unit}, agent, model) DO UPDATE SET
              calls = calls + excluded.calls, errors = errors + excluded.errors,
              prompt_tokens = prompt_tokens + excluded.prompt_tokens,
@@ -224,7 +372,9 @@ fn upsert_cell(
              cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
              cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
              cost = cost + excluded.cost, timed = timed + excluded.timed,
-             duration_sum = duration_sum + excluded.duration_sum"
+             duration_sum = duration_sum + excluded.duration_sum,
+             estimated_cost = estimated_cost + excluded.estimated_cost,
+             estimated = estimated + excluded.estimated, unpriced = unpriced + excluded.unpriced"
     ))?
     .execute(params![
         at,
@@ -238,7 +388,10 @@ fn upsert_cell(
         c.cache_write,
         c.cost,
         c.timed,
-        c.duration_sum
+        c.duration_sum,
+        c.estimated_cost,
+        c.estimated,
+        c.unpriced
     ])?;
     Ok(())
 }
@@ -259,6 +412,15 @@ fn merge_histogram(
         .optional()?;
     if let Some(blob) = stored {
         decode_counts(&blob, |b, n| *counts.entry(b).or_default() += n)?;
+    }
+    // Replaced executions take counts out.
+    counts.retain(|_, n| *n != 0);
+    if counts.is_empty() {
+        tx.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE agent = ?1 AND {unit} = ?2"
+        ))?
+        .execute(params![agent, at])?;
+        return Ok(());
     }
     tx.prepare_cached(&format!(
         "INSERT INTO {table} (agent, {unit}, counts) VALUES (?1, ?2, ?3)

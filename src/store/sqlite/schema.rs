@@ -271,6 +271,31 @@ const MIGRATIONS: &[&str] = &[
                SUM(duration_sum)
         FROM agent_day GROUP BY day / 7, agent;
     "#,
+    // 8: real usage in (`sources`). An execution's `revision` (a log line written again with
+    // more tokens replaces the stored one of lower revision) and where its cost came from
+    // (`cost_source`: 0 reported, 1 estimated from the price table, 2 unpriced). The agent ×
+    // model rollups count the estimated cost and calls and the unpriced calls, so answers can
+    // say how much of a total is an estimate and which models had no price. Where log imports
+    // stopped in each file: `source_cursors`.
+    r#"
+    ALTER TABLE executions ADD COLUMN revision INTEGER;
+    ALTER TABLE executions ADD COLUMN cost_source INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollup_hour ADD COLUMN estimated_cost INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollup_hour ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollup_hour ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollup_day ADD COLUMN estimated_cost INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollup_day ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollup_day ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE source_cursors (
+        source TEXT NOT NULL,
+        path   TEXT NOT NULL,
+        read_to INTEGER NOT NULL,
+        line   INTEGER NOT NULL,
+        head   TEXT NOT NULL,
+        state  TEXT,
+        PRIMARY KEY (source, path)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Work a migration does beyond its SQL, in the same transaction.
@@ -388,6 +413,8 @@ mod tests {
             session_id: None,
             task_type: None,
             metadata: None,
+            revision: None,
+            cost_source: Default::default(),
         }
     }
 

@@ -1,0 +1,26 @@
+//! The price table ingest uses for records without a cost: the built-in table (derived from
+//! LiteLLM's, `prices`), with the user's overrides file merged over it when one is given
+//! (`--prices FILE`, `DASHBOARD_MCP_PRICES`). Set once at start, before the first record.
+
+use std::sync::OnceLock;
+
+use crate::money::Nanos;
+use crate::prices::{PriceTable, Tokens};
+
+static ACTIVE: OnceLock<PriceTable> = OnceLock::new();
+
+/// Use the built-in table with `overrides` (LiteLLM's JSON format) merged over it. Only the
+/// first call takes effect (the table cannot change under a running server).
+pub fn set_overrides(overrides: PriceTable) {
+    let _ = ACTIVE.set(PriceTable::builtin().merged(&overrides));
+}
+
+/// The table in use.
+pub fn table() -> &'static PriceTable {
+    ACTIVE.get().unwrap_or_else(|| PriceTable::builtin())
+}
+
+/// The cost of `tokens` of `model`, or `None` when the table has no price for it.
+pub fn estimate(model: &str, tokens: &Tokens) -> Option<Nanos> {
+    table().cost_nanos(model, tokens)
+}
