@@ -210,8 +210,9 @@ pub fn import(
         let fr = read_file(store, kind, f, &key, cursor, progress)?;
         report.accepted += fr.accepted;
         report.duplicates += fr.duplicates;
+        report.replaced += fr.replaced;
         report.rejected += fr.rejected;
-        if fr.accepted + fr.duplicates + fr.rejected > 0 {
+        if fr.accepted + fr.duplicates + fr.replaced + fr.rejected > 0 {
             report.files.push(fr);
         }
     }

@@ -1,0 +1,280 @@
+//! Real usage in: Claude Code's and Codex's session logs (tests/fixtures/claude-code, codex),
+//! priced with the built-in table, read incrementally. Expected figures are worked out by hand
+//! from the fixture lines (prices: `dashboard-mcp prices MODEL`, LiteLLM 1.110.2):
+//!
+//! Claude Code, project `-home-alice-shop` (sess-1.jsonl and its subagent file):
+//! - msg_A (written 3 times: two streaming lines, and a sidechain copy in the subagent file):
+//!   the main-chain line with 50 output tokens counts: 10 in, 50 out, 100 cache read = 160
+//!   tokens; sonnet-4.5 at $3 / $15 / $0.30 per M: 30 + 750 + 30 µ$ = $0.00081.
+//! - msg_B: 20 in, 30 out, 200 cache read, 1000 cache write of which 600 for 1 hour = 1250
+//!   tokens; 60 + 450 + 60 + 400·3.75 + 600·6 = 5670 µ$ = $0.00567.
+//! - msg_C: an API error (isApiErrorMessage), no tokens: a failed call costing $0.
+//! - msg_E: opus-4.1 with costUSD 0.5: reported, $0.5; 2 tokens.
+//! - `<synthetic>` is skipped; line 7 is not JSON and is reported.
+//! - Main agent: 4 calls, 1 error, 160 + 1250 + 0 + 2 = 1412 tokens, $0.50648 ($0.00648
+//!   estimated).
+//! - Subagents (msg_D 7 + 3 tokens, msg_F 4 + 6, haiku-4.5 at $1 / $5 per M): 2 calls, 20
+//!   tokens, 7 + 15 + 4 + 30 = 56 µ$ = $0.000056.
+//!
+//! Codex (one session in /home/alice/shop): a token_count of 1000 in (200 cached), 300 out
+//! (100 reasoning) on gpt-5-codex; a repeat of it (skipped); then, on gpt-5, totals that grew
+//! to 2500 / 1200 / 500 / 150 with no last_token_usage: the difference, 1500 in (1000 cached),
+//! 200 out. 2 calls, 1300 + 1700 = 3000 tokens (= Codex's own final total, 2500 + 500); both
+//! models at $1.25 / $10 / $0.125 per M: (800·1.25 + 300·10 + 200·0.125) + (500·1.25 + 200·10
+//! + 1000·0.125) = 4025 + 2750 µ$ = $0.006775.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use dashboard_mcp::sources::logs::{self, Quiet};
+use dashboard_mcp::sources::Kind;
+use dashboard_mcp::wire::ImportReport;
+use serde_json::{json, Value};
+
+use common::{call, empty, Env};
+
+const NOW: &str = "2025-10-02T00:00:00Z";
+
+fn fixtures(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+}
+
+fn import(env: &Env, kind: Kind, dirs: &[PathBuf]) -> ImportReport {
+    let files = logs::discover(kind, dirs, true).unwrap();
+    logs::import(&*env.dashboard.store, kind, &files, &mut Quiet).unwrap()
+}
+
+/// (calls, errors, tokens, cost) of each agent over the fixtures' month.
+fn agents(env: &Env) -> Vec<(String, u64, u64, u64, f64)> {
+    let v = call(env, "dashboard_get_agents", json!({"timeframe": "month"})).unwrap();
+    let mut out: Vec<_> = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let m = &a["metrics"];
+            (
+                a["id"].as_str().unwrap().to_owned(),
+                m["totalCalls"].as_u64().unwrap(),
+                m["errorCount"].as_u64().unwrap(),
+                m["totalTokens"].as_u64().unwrap(),
+                m["totalCost"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn claude_expected() -> Vec<(String, u64, u64, u64, f64)> {
+    vec![
+        ("claude-code:-home-alice-shop".into(), 4, 1, 1412, 0.50648),
+        ("claude-code:-home-alice-shop:subagents".into(), 2, 0, 20, 0.000056),
+    ]
+}
+
+#[test]
+fn claude_code_logs_give_the_hand_worked_totals() {
+    let env = empty(NOW);
+    let r = import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
+    assert_eq!(agents(&env), claude_expected());
+    // 7 records stored across the two files, one of them replaced by its main-chain line; the
+    // streaming repeat merged before it reached the store; line 7 reported.
+    assert_eq!((r.accepted, r.replaced, r.rejected), (6, 1, 1));
+    let bad = r.files.iter().flat_map(|f| &f.errors).collect::<Vec<_>>();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].line, 7);
+    assert!(bad[0].reason.starts_with("not JSON"), "{}", bad[0].reason);
+
+    // Every execution says where its cost came from; the 1-hour cache writes are kept.
+    let v = call(
+        &env,
+        "dashboard_get_executions",
+        json!({"timeframe": "month", "limit": 10}),
+    )
+    .unwrap();
+    let by_id = |id: &str| -> Value {
+        v["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+            .clone()
+    };
+    let b = by_id("claude-code:msg_B:req_2");
+    assert_eq!(b["costSource"], "estimated");
+    assert_eq!(b["cost"], 0.00567);
+    assert_eq!(b["metadata"]["cacheWrite1hTokens"], 600);
+    assert_eq!(b["taskType"], "main");
+    let e = by_id("claude-code:msg_E:req_5");
+    assert_eq!((e["costSource"].as_str(), e["cost"].as_f64()), (Some("reported"), Some(0.5)));
+    let c = by_id("claude-code:msg_C:req_3");
+    assert_eq!(c["success"], false);
+    assert_eq!(c["error"], "API Error: 529 Overloaded");
+    let d = by_id("claude-code:msg_D:req_4");
+    assert_eq!(d["taskType"], "subagent");
+    assert_eq!(d["metadata"]["subagentId"], "sub-1");
+}
+
+#[test]
+fn every_form_of_folder_finds_the_same_files() {
+    let root = fixtures("claude-code");
+    let project = root.join("projects/-home-alice-shop");
+    let names = |dirs: &[PathBuf]| -> Vec<(String, String, bool)> {
+        logs::discover(Kind::ClaudeCode, dirs, true)
+            .unwrap()
+            .into_iter()
+            .map(|f| {
+                let rel = f.path.strip_prefix(&project).unwrap().display().to_string();
+                (rel, f.project, f.subagent)
+            })
+            .collect()
+    };
+    // In path order (by component: `sess-1` before `sess-1.jsonl`).
+    let all = vec![
+        (
+            "sess-1/subagents/agent-sub-2.jsonl".to_owned(),
+            "-home-alice-shop".to_owned(),
+            true,
+        ),
+        ("sess-1.jsonl".to_owned(), "-home-alice-shop".to_owned(), false),
+    ];
+    assert_eq!(names(std::slice::from_ref(&root)), all);
+    assert_eq!(names(&[root.join("projects")]), all);
+    assert_eq!(names(std::slice::from_ref(&project)), all);
+    assert_eq!(names(&[project.join("sess-1.jsonl")]), all[1..].to_vec());
+    // A folder that is not there, given by the user, is an error naming it.
+    let e = logs::discover(Kind::ClaudeCode, &[root.join("nope")], true).unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+}
+
+/// Copy `lines` of `from` (1-based, inclusive) to `to`, appending; the last one without its
+/// newline when `cut` (a line still being written).
+fn append(from: &Path, to: &Path, lines: std::ops::RangeInclusive<usize>, cut: bool) {
+    let text = std::fs::read_to_string(from).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(to)
+        .unwrap();
+    let (first, last) = (*lines.start(), *lines.end());
+    for (i, l) in all[first - 1..last].iter().enumerate() {
+        if cut && first + i == last {
+            // Half of the line now; the test writes the rest later.
+            f.write_all(&l.as_bytes()[..l.len() / 2]).unwrap();
+        } else {
+            writeln!(f, "{l}").unwrap();
+        }
+    }
+}
+
+fn rest_of_line(from: &Path, to: &Path, line: usize) {
+    let text = std::fs::read_to_string(from).unwrap();
+    let l = text.lines().nth(line - 1).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(to).unwrap();
+    writeln!(f, "{}", &l[l.len() / 2..]).unwrap();
+}
+
+#[test]
+fn a_grown_claude_code_file_imported_again_counts_everything_once() {
+    let src = fixtures("claude-code/projects/-home-alice-shop");
+    let env = empty(NOW);
+    let project = env.dir.path().join("logs/projects/-home-alice-shop");
+    std::fs::create_dir_all(project.join("sess-1/subagents")).unwrap();
+    let (main, sub) = (
+        project.join("sess-1.jsonl"),
+        project.join("sess-1/subagents/agent-sub-2.jsonl"),
+    );
+    let root = env.dir.path().join("logs");
+    // First: msg_A's first streaming line (5 output tokens) and half of its second one.
+    append(&src.join("sess-1.jsonl"), &main, 1..=3, true);
+    let r1 = import(&env, Kind::ClaudeCode, std::slice::from_ref(&root));
+    assert_eq!(r1.accepted, 1);
+    let a = agents(&env);
+    // 10 in + 5 out + 100 cache read.
+    assert_eq!((a[0].1, a[0].3), (1, 115));
+    // Then the rest of that line and everything else, and the subagent file.
+    rest_of_line(&src.join("sess-1.jsonl"), &main, 3);
+    append(&src.join("sess-1.jsonl"), &main, 4..=9, false);
+    append(&src.join("sess-1/subagents/agent-sub-2.jsonl"), &sub, 1..=2, false);
+    let r2 = import(&env, Kind::ClaudeCode, std::slice::from_ref(&root));
+    // The subagent file is read first (path order): msg_A's sidechain copy (160 tokens)
+    // replaces the stored 115-token line, then the main-chain line of 160 tokens replaces it
+    // (a tie goes to the main chain).
+    assert_eq!((r2.accepted, r2.replaced, r2.rejected), (5, 2, 1));
+    assert_eq!(agents(&env), claude_expected());
+    // Nothing new: nothing read, nothing written.
+    let r3 = import(&env, Kind::ClaudeCode, std::slice::from_ref(&root));
+    assert_eq!((r3.accepted, r3.duplicates, r3.files.len()), (0, 0, 0));
+    assert_eq!(agents(&env), claude_expected());
+}
+
+#[test]
+fn a_file_replaced_at_the_same_path_is_read_from_the_start() {
+    let src = fixtures("claude-code/projects/-home-alice-shop/sess-1.jsonl");
+    let env = empty(NOW);
+    let project = env.dir.path().join("p/projects/-home-alice-shop");
+    std::fs::create_dir_all(&project).unwrap();
+    let file = project.join("sess-1.jsonl");
+    append(&src, &file, 8..=9, false);
+    import(&env, Kind::ClaudeCode, &[file.clone()]);
+    // Another file now, longer than the first: its head differs, so it is read whole.
+    std::fs::remove_file(&file).unwrap();
+    append(&src, &file, 1..=9, false);
+    import(&env, Kind::ClaudeCode, &[file]);
+    let a = agents(&env);
+    assert_eq!(a[0], ("claude-code:-home-alice-shop".into(), 4, 1, 1412, 0.50648));
+}
+
+fn codex_expected() -> Vec<(String, u64, u64, u64, f64)> {
+    vec![("codex:-home-alice-shop".into(), 2, 0, 3000, 0.006775)]
+}
+
+#[test]
+fn codex_logs_give_the_hand_worked_totals() {
+    let env = empty(NOW);
+    let r = import(&env, Kind::Codex, &[fixtures("codex")]);
+    assert_eq!((r.accepted, r.rejected), (2, 0));
+    assert_eq!(agents(&env), codex_expected());
+    let v = call(
+        &env,
+        "dashboard_get_executions",
+        json!({"timeframe": "month", "limit": 10}),
+    )
+    .unwrap();
+    let first = &v["executions"][1];
+    assert_eq!(first["model"], "gpt-5-codex");
+    assert_eq!(
+        first["tokens"],
+        json!({"prompt": 800, "completion": 300, "cacheRead": 200, "cacheWrite": 0, "total": 1300})
+    );
+    assert_eq!(first["metadata"]["reasoningTokens"], 100);
+    assert_eq!(first["sessionId"], "0199a1b2-c3d4-e5f6-a7b8-c9d0e1f2a3b4");
+    let second = &v["executions"][0];
+    assert_eq!(second["model"], "gpt-5");
+    assert_eq!(second["tokens"]["total"], 1700);
+}
+
+#[test]
+fn a_grown_codex_file_keeps_its_running_totals_between_imports() {
+    let src = std::fs::read_dir(fixtures("codex/sessions/2025/09/30"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let env = empty(NOW);
+    let dir = env.dir.path().join("codex/sessions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(src.file_name().unwrap());
+    // Up to the repeated event; the model change and the totals-only event come later.
+    append(&src, &file, 1..=5, false);
+    assert_eq!(import(&env, Kind::Codex, &[env.dir.path().join("codex")]).accepted, 1);
+    append(&src, &file, 6..=7, false);
+    assert_eq!(import(&env, Kind::Codex, &[env.dir.path().join("codex")]).accepted, 1);
+    assert_eq!(agents(&env), codex_expected());
+}
