@@ -38,7 +38,9 @@ use common::{call, empty, Env};
 const NOW: &str = "2025-10-02T00:00:00Z";
 
 fn fixtures(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
 }
 
 fn import(env: &Env, kind: Kind, dirs: &[PathBuf]) -> ImportReport {
@@ -71,7 +73,13 @@ fn agents(env: &Env) -> Vec<(String, u64, u64, u64, f64)> {
 fn claude_expected() -> Vec<(String, u64, u64, u64, f64)> {
     vec![
         ("claude-code:-home-alice-shop".into(), 4, 1, 1412, 0.50648),
-        ("claude-code:-home-alice-shop:subagents".into(), 2, 0, 20, 0.000056),
+        (
+            "claude-code:-home-alice-shop:subagents".into(),
+            2,
+            0,
+            20,
+            0.000056,
+        ),
     ]
 }
 
@@ -110,7 +118,10 @@ fn claude_code_logs_give_the_hand_worked_totals() {
     assert_eq!(b["metadata"]["cacheWrite1hTokens"], 600);
     assert_eq!(b["taskType"], "main");
     let e = by_id("claude-code:msg_E:req_5");
-    assert_eq!((e["costSource"].as_str(), e["cost"].as_f64()), (Some("reported"), Some(0.5)));
+    assert_eq!(
+        (e["costSource"].as_str(), e["cost"].as_f64()),
+        (Some("reported"), Some(0.5))
+    );
     let c = by_id("claude-code:msg_C:req_3");
     assert_eq!(c["success"], false);
     assert_eq!(c["error"], "API Error: 529 Overloaded");
@@ -140,7 +151,11 @@ fn every_form_of_folder_finds_the_same_files() {
             "-home-alice-shop".to_owned(),
             true,
         ),
-        ("sess-1.jsonl".to_owned(), "-home-alice-shop".to_owned(), false),
+        (
+            "sess-1.jsonl".to_owned(),
+            "-home-alice-shop".to_owned(),
+            false,
+        ),
     ];
     assert_eq!(names(std::slice::from_ref(&root)), all);
     assert_eq!(names(&[root.join("projects")]), all);
@@ -200,7 +215,12 @@ fn a_grown_claude_code_file_imported_again_counts_everything_once() {
     // Then the rest of that line and everything else, and the subagent file.
     rest_of_line(&src.join("sess-1.jsonl"), &main, 3);
     append(&src.join("sess-1.jsonl"), &main, 4..=9, false);
-    append(&src.join("sess-1/subagents/agent-sub-2.jsonl"), &sub, 1..=2, false);
+    append(
+        &src.join("sess-1/subagents/agent-sub-2.jsonl"),
+        &sub,
+        1..=2,
+        false,
+    );
     let r2 = import(&env, Kind::ClaudeCode, std::slice::from_ref(&root));
     // The subagent file is read first (path order): msg_A's sidechain copy (160 tokens)
     // replaces the stored 115-token line, then the main-chain line of 160 tokens replaces it
@@ -227,7 +247,10 @@ fn a_file_replaced_at_the_same_path_is_read_from_the_start() {
     append(&src, &file, 1..=9, false);
     import(&env, Kind::ClaudeCode, &[file]);
     let a = agents(&env);
-    assert_eq!(a[0], ("claude-code:-home-alice-shop".into(), 4, 1, 1412, 0.50648));
+    assert_eq!(
+        a[0],
+        ("claude-code:-home-alice-shop".into(), 4, 1, 1412, 0.50648)
+    );
 }
 
 fn codex_expected() -> Vec<(String, u64, u64, u64, f64)> {
@@ -273,8 +296,65 @@ fn a_grown_codex_file_keeps_its_running_totals_between_imports() {
     let file = dir.join(src.file_name().unwrap());
     // Up to the repeated event; the model change and the totals-only event come later.
     append(&src, &file, 1..=5, false);
-    assert_eq!(import(&env, Kind::Codex, &[env.dir.path().join("codex")]).accepted, 1);
+    assert_eq!(
+        import(&env, Kind::Codex, &[env.dir.path().join("codex")]).accepted,
+        1
+    );
     append(&src, &file, 6..=7, false);
-    assert_eq!(import(&env, Kind::Codex, &[env.dir.path().join("codex")]).accepted, 1);
+    assert_eq!(
+        import(&env, Kind::Codex, &[env.dir.path().join("codex")]).accepted,
+        1
+    );
     assert_eq!(agents(&env), codex_expected());
+}
+
+#[test]
+fn answers_say_how_much_is_estimated_and_which_models_have_no_price() {
+    let env = empty(NOW);
+    import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
+    // Two records without a cost: one of a model the table has no price for.
+    let r = call(
+        &env,
+        "dashboard_record_usage",
+        json!({"records": [
+            {"id": "local-1", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
+             "model": "my-local-llama", "promptTokens": 500, "completionTokens": 20},
+            {"id": "local-2", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
+             "model": "gpt-5", "promptTokens": 1000, "completionTokens": 100}
+        ]}),
+    )
+    .unwrap();
+    assert_eq!(r["accepted"], 2);
+    let o = call(
+        &env,
+        "dashboard_get_overview",
+        json!({"timeframe": "month"}),
+    )
+    .unwrap();
+    let s = &o["summary"];
+    // Estimated: Claude Code's 810 + 5670 + 0 (msg_C) + 22 + 34 µ$, and gpt-5's 1000 · 1.25 +
+    // 100 · 10 = 2250 µ$: 8786 µ$. msg_E's $0.5 was reported.
+    assert_eq!(s["estimatedCost"], 0.008786);
+    assert_eq!(s["totalCost"], 0.508786);
+    assert_eq!(s["unpricedCalls"], 1);
+    assert_eq!(s["unpricedModels"], json!(["my-local-llama"]));
+    let m = call(&env, "dashboard_get_models", json!({"timeframe": "month"})).unwrap();
+    let llama = m["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "my-local-llama")
+        .unwrap();
+    assert_eq!(llama["metrics"]["unpricedCalls"], 1);
+    assert_eq!(llama["metrics"]["totalCost"], 0.0);
+    // A one-hour window inside the day (raw rows only) says the same for its part.
+    let o = call(
+        &env,
+        "dashboard_get_overview",
+        json!({"start": "2025-10-01T10:04:00Z", "end": "2025-10-01T11:30:00Z"}),
+    )
+    .unwrap();
+    // msg_B 5670, msg_D 22 (10:08), msg_E reported, gpt-5 2250 µ$.
+    assert_eq!(o["summary"]["estimatedCost"], 0.007942);
+    assert_eq!(o["summary"]["unpricedCalls"], 1);
 }

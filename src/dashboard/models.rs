@@ -17,7 +17,11 @@ impl Dashboard {
             agent: input.agent_id.clone(),
             model: None,
         };
-        let mut rows = self.store.read(|c| c.model_totals(&w, &f))?;
+        let (mut rows, pricing) = self
+            .store
+            .read(|c| Ok((c.model_totals(&w, &f)?, c.pricing(&w, &f)?)))?;
+        let priced: std::collections::HashMap<&str, &crate::store::Pricing> =
+            pricing.iter().map(|p| (p.model.as_str(), p)).collect();
         rows.sort_by(|a, b| {
             b.totals
                 .cost
@@ -48,6 +52,12 @@ impl Dashboard {
                             .then(|| to_usd(t.cost) / t.calls as f64),
                         success_rate: percent((t.calls - t.errors) as f64, t.calls as f64),
                         avg_latency_ms: (t.timed > 0).then(|| t.duration_sum / t.timed as f64),
+                        estimated_cost: to_usd(
+                            priced.get(m.name.as_str()).map_or(0, |p| p.estimated_cost),
+                        ),
+                        unpriced_calls: priced
+                            .get(m.name.as_str())
+                            .map_or(0, |p| p.unpriced_calls as u64),
                     },
                     distribution,
                 }

@@ -33,11 +33,11 @@ impl Dashboard {
                 }
                 let budget =
                     self.overview_budget_status(c, now, input.agent_id.as_deref(), cur.cost)?;
-                Ok((cur, agents, budget))
+                Ok((cur, agents, budget, c.pricing(&w, &f)?))
             });
             (cur, joined(earlier), joined(anomalies))
         });
-        let (cur, agents, budget_status) = cur?;
+        let (cur, agents, budget_status, pricing) = cur?;
         let (prev, p95) = earlier?;
         let anomalies = anomalies?;
         let top_agent = agents
@@ -63,6 +63,13 @@ impl Dashboard {
             avg_latency_ms: (cur.timed > 0).then(|| cur.duration_sum / cur.timed as f64),
             p95_latency_ms: p95,
             calls_per_hour: cur.calls as f64 / (w.len() as f64 / HOUR as f64),
+            estimated_cost: to_usd(pricing.iter().map(|p| p.estimated_cost).sum()),
+            unpriced_calls: pricing.iter().map(|p| p.unpriced_calls as u64).sum(),
+            unpriced_models: pricing
+                .iter()
+                .filter(|p| p.unpriced_calls > 0)
+                .map(|p| p.model.clone())
+                .collect(),
         };
         let trends = OverviewTrends {
             cost_trend: trend(cur.cost as f64, prev.cost as f64),

@@ -191,6 +191,9 @@ pub trait Snapshot {
     fn execution_count(&self) -> Result<i64>;
     /// The ids of the first `n` agents stored (the benchmark's sample).
     fn first_agent_ids(&self, n: u32) -> Result<Vec<String>>;
+    /// Per model, the estimated cost and calls and the unpriced calls of the window (models
+    /// with neither left out), by model name.
+    fn pricing(&self, w: &Window, f: &Filter) -> Result<Vec<Pricing>>;
 }
 
 /// A location as logs show it: a URL without its password.

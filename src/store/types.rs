@@ -153,6 +153,17 @@ impl CostSource {
     }
 }
 
+/// How a model's cost in a window was priced (`Snapshot::pricing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    pub model: String,
+    /// The part of the model's cost estimated from its tokens and the price table.
+    pub estimated_cost: Nanos,
+    pub estimated_calls: i64,
+    /// Calls with no cost given and no price for the model: counted at $0.
+    pub unpriced_calls: i64,
+}
+
 /// Where a log import stopped in one file (`sources::logs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {

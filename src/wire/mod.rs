@@ -344,6 +344,14 @@ pub struct OverviewSummary {
     /// latency histograms, within 0.7 % (relative) of the nearest-rank value.
     pub p95_latency_ms: Option<f64>,
     pub calls_per_hour: f64,
+    /// The part of `totalCost` estimated from tokens and the price table (records that gave
+    /// no cost); the rest was reported by the records.
+    pub estimated_cost: f64,
+    /// Calls with no cost given whose model has no price: counted at $0, so `totalCost` is
+    /// short by their unknown cost.
+    pub unpriced_calls: u64,
+    /// The models of those calls (add their prices with `--prices FILE`).
+    pub unpriced_models: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -426,6 +434,10 @@ pub struct ModelMetrics {
     pub average_cost_per_call: Option<f64>,
     pub success_rate: Option<f64>,
     pub avg_latency_ms: Option<f64>,
+    /// The part of `totalCost` estimated from tokens and the price table.
+    pub estimated_cost: f64,
+    /// Calls with no cost given and no price for this model: counted at $0.
+    pub unpriced_calls: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

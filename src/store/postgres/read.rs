@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::money::Nanos;
 use crate::store::{
     p95_of, AgentRun, AgentTotals, Agents, Budget, Changes, CostSource, ExecutionFilter,
-    ExecutionRow, Filter, GroupKey, HourSums, ModelTotals, Plan, Snapshot, Totals, EXACT_P95_MAX,
-    GLOBAL,
+    ExecutionRow, Filter, GroupKey, HourSums, ModelTotals, Plan, Pricing, Snapshot, Totals,
+    EXACT_P95_MAX, GLOBAL,
 };
 use crate::time::{Millis, Window, DAY, HOUR};
 
@@ -465,5 +465,62 @@ impl Snapshot for PgSnapshot<'_> {
             .into_iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    /// The agent × model rollups' pricing counts over whole hours and days, raw rows at the
+    /// edges (or everywhere, with rollups off).
+    fn pricing(&self, w: &Window, f: &Filter) -> Result<Vec<Pricing>> {
+        let Some(k) = self.keys(f)? else {
+            return Ok(Vec::new());
+        };
+        let plan = self.plan(w, true)?;
+        let mut out: std::collections::BTreeMap<i32, [i64; 3]> = Default::default();
+        let parts = plan
+            .raw
+            .iter()
+            .map(|w| ("executions", "ts", 1, w))
+            .chain(plan.hours.iter().map(|w| ("rollup_hour", "hour", HOUR, w)))
+            .chain(plan.days.iter().map(|w| ("rollup_day", "day", DAY, w)));
+        for (table, col, len, w) in parts {
+            let (lo, hi) = (w.start / len, w.end / len);
+            let mut params: Params = vec![&lo, &hi];
+            let cond = key_cond(&k, "", &mut params);
+            let sql = if table == "executions" {
+                format!(
+                    "SELECT model, COALESCE(SUM(cost) FILTER (WHERE cost_source = 1), 0)::bigint,
+                            COUNT(*) FILTER (WHERE cost_source = 1),
+                            COUNT(*) FILTER (WHERE cost_source = 2)
+                     FROM executions WHERE ts >= $1 AND ts < $2 AND cost_source <> 0{cond}
+                     GROUP BY model"
+                )
+            } else {
+                format!(
+                    "SELECT model, SUM(estimated_cost)::bigint, SUM(estimated)::bigint,
+                            SUM(unpriced)::bigint
+                     FROM {table} WHERE {col} >= $1 AND {col} < $2{cond}
+                       AND (estimated <> 0 OR unpriced <> 0)
+                     GROUP BY model"
+                )
+            };
+            for r in self.query(&sql, &params)? {
+                let v = out.entry(r.get(0)).or_default();
+                for (i, slot) in v.iter_mut().enumerate() {
+                    *slot += r.get::<_, i64>(i + 1);
+                }
+            }
+        }
+        out.retain(|_, v| v[1] != 0 || v[2] != 0);
+        let names = self.names("models", "name", out.keys().copied().collect())?;
+        let mut v: Vec<Pricing> = out
+            .into_iter()
+            .map(|(key, v)| Pricing {
+                model: names.get(&key).cloned().unwrap_or_default(),
+                estimated_cost: v[0],
+                estimated_calls: v[1],
+                unpriced_calls: v[2],
+            })
+            .collect();
+        v.sort_by(|a, b| a.model.cmp(&b.model));
+        Ok(v)
     }
 }

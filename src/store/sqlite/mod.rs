@@ -9,6 +9,7 @@
 mod budgets;
 mod cursors;
 mod ingest;
+mod pricing;
 mod query;
 mod rollup;
 mod schema;

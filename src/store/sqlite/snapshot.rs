@@ -6,11 +6,11 @@ use crate::error::Result;
 use crate::money::Nanos;
 use crate::store::{
     AgentRun, AgentTotals, Agents, Budget, Changes, ExecutionFilter, ExecutionRow, Filter,
-    GroupKey, ModelTotals, Snapshot, Totals,
+    GroupKey, ModelTotals, Pricing, Snapshot, Totals,
 };
 use crate::time::{Millis, Window};
 
-use super::{budgets, query, series, Reader};
+use super::{budgets, pricing, query, series, Reader};
 
 impl Snapshot for Reader<'_> {
     fn totals(&self, w: &Window, f: &Filter) -> Result<Totals> {
@@ -85,5 +85,9 @@ impl Snapshot for Reader<'_> {
 
     fn first_agent_ids(&self, n: u32) -> Result<Vec<String>> {
         query::first_agent_ids(self, n)
+    }
+
+    fn pricing(&self, w: &Window, f: &Filter) -> Result<Vec<Pricing>> {
+        pricing::pricing(self, w, f)
     }
 }
