@@ -16,6 +16,7 @@ pub mod input;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod money;
+pub mod sources;
 pub mod store;
 pub mod time;
 pub mod wire;
