@@ -137,13 +137,7 @@ pub(crate) async fn traces(
         accepted = report.accepted,
         duplicates = report.duplicates,
         rejected = report.rejected,
-        "otlp export: {} spans, {} GenAI ({} accepted, {} duplicates, {} rejected), {} without gen_ai.* attributes ignored",
-        report.spans,
-        genai,
-        report.accepted,
-        report.duplicates,
-        report.rejected,
-        report.ignored,
+        "otlp export received (ignored: spans without gen_ai.* attributes)"
     );
     let message = if report.rejected > 0 {
         otlp::rejection_message(report.rejected, genai, &report.reasons)

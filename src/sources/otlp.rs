@@ -238,12 +238,44 @@ pub fn parse_request(
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(ExportTraceServiceRequest::default());
             }
-            serde_json::from_slice(body).map_err(|e| {
+            let malformed = |e: serde_json::Error| {
                 Problem::Malformed(format!(
                     "the body is not an OTLP/JSON ExportTraceServiceRequest (Content-Type: application/json): {e}"
                 ))
-            })
+            };
+            match serde_json::from_slice(body) {
+                Ok(request) => Ok(request),
+                // proto3's JSON mapping reads `null` as the field's default, which the crate's
+                // serde refuses (for lists, messages, ids): read again without the nulls.
+                Err(first) => {
+                    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+                        return Err(malformed(first));
+                    };
+                    if !drop_nulls(&mut v) {
+                        return Err(malformed(first));
+                    }
+                    serde_json::from_value(v).map_err(malformed)
+                }
+            }
         }
+    }
+}
+
+/// Remove every object member whose value is `null` (proto3 JSON: the field's default), at any
+/// depth (at most serde_json's 128 levels). `true` when there was one.
+fn drop_nulls(v: &mut Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            let before = m.len();
+            m.retain(|_, v| !v.is_null());
+            let mut dropped = m.len() != before;
+            for v in m.values_mut() {
+                dropped |= drop_nulls(v);
+            }
+            dropped
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |d, v| drop_nulls(v) | d),
+        _ => false,
     }
 }
 
@@ -795,6 +827,24 @@ mod tests {
         let pb = request(Some("svc"), vec![sp]).encode_to_vec();
         let (_, from_pb) = decode(&pb, Some("application/x-protobuf"), None, MAX).unwrap();
         assert_eq!(from_pb.records, d.records);
+        // proto3 JSON: null is the field's default (the crate's serde alone refuses it).
+        let nulls = text
+            .replace(
+                r#""scope":{"name":"x"}"#,
+                r#""scope":null,"schemaUrl":null"#,
+            )
+            .replace(
+                r#""status":{"code":2,"message":"boom"}"#,
+                r#""status":{"code":2,"message":"boom"},"events":null,"parentSpanId":null"#,
+            )
+            .replace(
+                r#""name":"chat gpt-4o","#,
+                r#""name":"chat gpt-4o","links":null,"#,
+            );
+        assert!(serde_json::from_str::<ExportTraceServiceRequest>(&nulls).is_err());
+        let (_, with_nulls) =
+            decode(nulls.as_bytes(), Some("application/json"), None, MAX).unwrap();
+        assert_eq!(with_nulls.records, d.records);
         // An empty body and an empty object are empty requests.
         for empty in ["", "{}"] {
             let (_, d) = decode(empty.as_bytes(), Some("application/json"), None, MAX).unwrap();
