@@ -70,28 +70,38 @@ pub(crate) async fn traces(
             max,
         )?;
         drop(body);
+        let otlp::Decoded {
+            spans,
+            ignored,
+            records,
+            record_spans,
+            rejected,
+            reasons,
+        } = decoded;
         let mut report = Outcome {
             encoding,
-            rejected: decoded.rejected,
-            reasons: decoded.reasons.clone(),
-            ..Default::default()
+            spans,
+            ignored,
+            accepted: 0,
+            duplicates: 0,
+            rejected,
+            reasons,
         };
-        for (n, chunk) in decoded.records.chunks(RECORDS_PER_CALL).enumerate() {
+        for (n, chunk) in records.chunks(RECORDS_PER_CALL).enumerate() {
             let r = crate::ingest::import_values_with(&*store, chunk, "otlp", false)
                 .map_err(Failed::Store)?;
             report.accepted += r.accepted;
             report.duplicates += r.duplicates;
             report.rejected += r.rejected;
+            // Each ingest error names its record by number (1-based within the chunk).
             for e in r.files.iter().flat_map(|f| &f.errors) {
                 if report.reasons.len() < otlp::MAX_REASONS {
                     let i = n * RECORDS_PER_CALL + (e.line as usize).saturating_sub(1);
-                    let span = decoded.record_spans.get(i).map_or("?", String::as_str);
+                    let span = record_spans.get(i).map_or("?", String::as_str);
                     report.reasons.push(format!("span {span}: {}", e.reason));
                 }
             }
         }
-        report.spans = decoded.spans;
-        report.ignored = decoded.ignored;
         Ok::<_, Failed>(report)
     })
     .await;
@@ -161,20 +171,6 @@ struct Outcome {
     duplicates: u64,
     rejected: u64,
     reasons: Vec<String>,
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome {
-            encoding: Encoding::Json,
-            spans: 0,
-            ignored: 0,
-            accepted: 0,
-            duplicates: 0,
-            rejected: 0,
-            reasons: Vec::new(),
-        }
-    }
 }
 
 enum Failed {
