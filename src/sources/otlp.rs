@@ -168,7 +168,8 @@ impl Decoded {
 /// `identity`), and the body (after decompression) may be at most `max_bytes` long. Decompression
 /// stops at the cap, so a gzip bomb costs at most `max_bytes` of memory. The decoded message is
 /// bounded by the cap too, though larger than it: a body made only of empty attributes (2 bytes
-/// each in protobuf, a 64-byte `KeyValue` each decoded) takes about 30 times its size.
+/// each in protobuf, a 64-byte `KeyValue` each decoded) takes 32 times its size, up to twice that
+/// while its list grows.
 pub fn decode(
     body: &[u8],
     content_type: Option<&str>,
