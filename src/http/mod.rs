@@ -1,5 +1,6 @@
 //! HTTP mode: one port serving MCP Streamable HTTP (`/mcp`), the legacy MCP HTTP+SSE transport
-//! (`/sse` + `/message`), the REST API (`/api`), `/openapi.json` and `/healthz`, all behind one
+//! (`/sse` + `/message`), the REST API (`/api`), the OTLP/HTTP trace receiver (`/v1/traces`),
+//! `/openapi.json` and `/healthz`, all behind one
 //! guard (bearer token, Host and Origin checks, URI limit, request timeout) and a body limit, on
 //! connections with a header-read timeout and a connection limit (`conn.rs`), with graceful
 //! shutdown. Every route is an adapter over `catalog::call`; nothing here knows a tool by heart
@@ -10,6 +11,7 @@ mod error;
 mod live;
 mod mcp_http;
 mod openapi;
+mod otlp;
 mod rest;
 mod security;
 mod sse_legacy;
@@ -112,6 +114,8 @@ pub(crate) struct AppState {
     pub legacy: Arc<sse_legacy::Sessions>,
     /// Cancelled at shutdown: ends the long-lived streams so that shutdown can finish.
     pub stop: CancellationToken,
+    /// The largest request body, also the most a compressed body may decompress to.
+    pub max_body_bytes: usize,
 }
 
 /// A bound HTTP server, not yet serving.
@@ -247,11 +251,13 @@ fn router(
         openapi: Arc::new(openapi),
         legacy: Arc::default(),
         stop,
+        max_body_bytes,
     };
     rest::add_routes(Router::new(), &routes)
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/api/stream", get(live::stream))
+        .route("/v1/traces", post(otlp::traces))
         .route("/sse", get(sse_legacy::connect))
         .route("/message", post(sse_legacy::message))
         .route_service("/mcp", mcp)

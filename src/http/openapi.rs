@@ -99,6 +99,14 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
         path[r.method.as_str().to_ascii_lowercase()] = op;
     }
     paths.insert("/api/stream".into(), stream_path(&schemas));
+    if allow_writes {
+        paths.insert("/v1/traces".into(), otlp_traces_path());
+        schemas.insert(
+            "OtlpExportTraceServiceResponse".into(),
+            otlp_response_schema(),
+        );
+        schemas.insert("OtlpStatus".into(), otlp_status_schema());
+    }
     paths.insert("/healthz".into(), health_path());
     schemas.insert("Health".into(), health_schema());
 
@@ -128,6 +136,81 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
         doc["security"] = json!([{ "bearer": [] }]);
     }
     serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// `POST /v1/traces`, the OTLP/HTTP trace receiver (`http/otlp.rs`): not a tool, so described here.
+fn otlp_traces_path() -> Value {
+    let binary = json!({ "type": "string", "format": "binary" });
+    let status = json!({
+        "content": {
+            "application/json": { "schema": { "$ref": "#/components/schemas/OtlpStatus" } },
+            "application/x-protobuf": { "schema": binary },
+        }
+    });
+    let with = |description: &str| {
+        let mut s = status.clone();
+        s["description"] = json!(description);
+        s
+    };
+    json!({ "post": {
+        "operationId": "otlp_export_traces",
+        "summary": "Receive OpenTelemetry traces (OTLP/HTTP)",
+        "description": "An OTLP/HTTP trace export (ExportTraceServiceRequest) as binary protobuf (application/x-protobuf) or OTLP/JSON (application/json), optionally with Content-Encoding: gzip. Every span carrying GenAI semantic-convention attributes (gen_ai.operation.name, gen_ai.request.model, gen_ai.response.model, gen_ai.usage.*) is stored as one execution with the id otel:<traceId>:<spanId> (a retried export is a duplicate); other spans are ignored. The answer is an ExportTraceServiceResponse in the request's encoding, with partialSuccess only when spans were rejected; failures carry a google.rpc.Status. Only with --allow-writes.",
+        "tags": ["write"],
+        "requestBody": {
+            "required": true,
+            "content": {
+                "application/x-protobuf": { "schema": binary },
+                "application/json": { "schema": {
+                    "type": "object",
+                    "description": "ExportTraceServiceRequest in OTLP/JSON: lowerCamelCase keys, hex trace and span ids, 64-bit integers as strings or numbers, enums as integers.",
+                    "properties": { "resourceSpans": { "type": "array", "items": { "type": "object" } } }
+                } }
+            }
+        },
+        "responses": {
+            "200": {
+                "description": "ExportTraceServiceResponse, in the request's encoding.",
+                "content": {
+                    "application/json": { "schema": { "$ref": "#/components/schemas/OtlpExportTraceServiceResponse" } },
+                    "application/x-protobuf": { "schema": binary },
+                }
+            },
+            "400": with("The body cannot be decoded as an ExportTraceServiceRequest (or as gzip)."),
+            "401": { "$ref": "#/components/responses/Unauthorized" },
+            "403": { "$ref": "#/components/responses/Forbidden" },
+            "413": with("The body, or what it decompresses to, is larger than the server accepts."),
+            "414": { "$ref": "#/components/responses/UriTooLong" },
+            "415": with("A Content-Type other than application/x-protobuf or application/json, or a Content-Encoding other than gzip."),
+            "503": { "$ref": "#/components/responses/Timeout" },
+        }
+    }})
+}
+
+fn otlp_response_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": { "partialSuccess": {
+            "type": "object",
+            "description": "Present only when spans were rejected.",
+            "properties": {
+                "rejectedSpans": { "type": "string", "description": "int64, as a decimal string (proto3 JSON)." },
+                "errorMessage": { "type": "string" }
+            }
+        } }
+    })
+}
+
+fn otlp_status_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "google.rpc.Status, the body of an OTLP/HTTP failure.",
+        "required": ["message"],
+        "properties": {
+            "code": { "type": "integer", "description": "google.rpc.Code: 3 invalid argument, 7 permission denied, 8 resource exhausted, 13 internal." },
+            "message": { "type": "string" }
+        }
+    })
 }
 
 fn operation_id(r: &RestRoute) -> String {

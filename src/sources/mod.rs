@@ -5,6 +5,7 @@
 pub mod claude;
 pub mod codex;
 pub mod logs;
+pub mod otlp;
 
 use sha2::{Digest, Sha256};
 
