@@ -267,12 +267,13 @@ fn models_distribution() {
     let (env, _) = fixture();
     let m = call(&env, "dashboard_get_models", json!({})).unwrap();
     // m-big: e1 0.5 + gamma 0.75 = 1.25 (2 calls, 152 tokens, 1 error, durations 1000 and 2000)
-    // m-small: e3 + e4 + e5 = 0.5 (3 calls, 1375 tokens, 1 error, durations 3000 and 500)
+    // m-small: e3 + e4 + e5 = 0.5 (3 calls, 1375 tokens, 1 error, durations 3000 and 500);
+    // e5 gave no cost and m-small has no price: one unpriced call.
     assert_eq!(
         m["models"],
         json!([
-            {"name": "m-big", "metrics": {"totalCost": 1.25, "totalCalls": 2, "totalTokens": 152, "averageCostPerCall": 0.625, "successRate": 50.0, "avgLatencyMs": 1500.0}, "distribution": 1.25 / 1.75 * 100.0},
-            {"name": "m-small", "metrics": {"totalCost": 0.5, "totalCalls": 3, "totalTokens": 1375, "averageCostPerCall": 0.5 / 3.0, "successRate": 2.0 / 3.0 * 100.0, "avgLatencyMs": 1750.0}, "distribution": 0.5 / 1.75 * 100.0}
+            {"name": "m-big", "metrics": {"totalCost": 1.25, "totalCalls": 2, "totalTokens": 152, "averageCostPerCall": 0.625, "successRate": 50.0, "avgLatencyMs": 1500.0, "estimatedCost": 0.0, "unpricedCalls": 0}, "distribution": 1.25 / 1.75 * 100.0},
+            {"name": "m-small", "metrics": {"totalCost": 0.5, "totalCalls": 3, "totalTokens": 1375, "averageCostPerCall": 0.5 / 3.0, "successRate": 2.0 / 3.0 * 100.0, "avgLatencyMs": 1750.0, "estimatedCost": 0.0, "unpricedCalls": 1}, "distribution": 0.5 / 1.75 * 100.0}
         ])
     );
     // delta's two tie records cost 0.1 each and are the only ones of that agent: 100 % m-small
@@ -424,7 +425,7 @@ fn executions_order_filters_and_fields() {
     assert_eq!(
         *e3,
         json!({"id": "e3", "timestamp": "2026-11-22T13:30:00Z", "agentId": "beta", "model": "m-small", "duration": 3000.0,
-               "cost": 0.25, "tokens": {"prompt": 200, "completion": 100, "cacheRead": 1000, "cacheWrite": 0, "total": 1300},
+               "cost": 0.25, "costSource": "reported", "tokens": {"prompt": 200, "completion": 100, "cacheRead": 1000, "cacheWrite": 0, "total": 1300},
                "success": false, "error": "rate_limit", "statusCode": 429, "sessionId": "s-1", "taskType": "search",
                "metadata": {"region": "eu", "attempt": 2}})
     );
@@ -467,7 +468,8 @@ fn empty_database_is_not_an_error() {
         o["summary"],
         json!({"totalCost": 0.0, "totalCalls": 0, "totalTokens": 0, "activeAgents": 0,
                "period": {"start": "2026-11-22T12:00:00Z", "end": "2026-11-23T12:00:00Z"},
-               "successRate": null, "errorCount": 0, "avgLatencyMs": null, "p95LatencyMs": null, "callsPerHour": 0.0})
+               "successRate": null, "errorCount": 0, "avgLatencyMs": null, "p95LatencyMs": null, "callsPerHour": 0.0,
+               "estimatedCost": 0.0, "unpricedCalls": 0, "unpricedModels": []})
     );
     assert_eq!(
         o["trends"],

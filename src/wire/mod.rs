@@ -344,13 +344,10 @@ pub struct OverviewSummary {
     /// latency histograms, within 0.7 % (relative) of the nearest-rank value.
     pub p95_latency_ms: Option<f64>,
     pub calls_per_hour: f64,
-    /// The part of `totalCost` estimated from tokens and the price table (records that gave
-    /// no cost); the rest was reported by the records.
+    /// Part of totalCost estimated from tokens and prices.
     pub estimated_cost: f64,
-    /// Calls with no cost given whose model has no price: counted at $0, so `totalCost` is
-    /// short by their unknown cost.
+    /// Calls with no cost and no price: counted at $0.
     pub unpriced_calls: u64,
-    /// The models of those calls (add their prices with `--prices FILE`).
     pub unpriced_models: Vec<String>,
 }
 
@@ -434,9 +431,7 @@ pub struct ModelMetrics {
     pub average_cost_per_call: Option<f64>,
     pub success_rate: Option<f64>,
     pub avg_latency_ms: Option<f64>,
-    /// The part of `totalCost` estimated from tokens and the price table.
     pub estimated_cost: f64,
-    /// Calls with no cost given and no price for this model: counted at $0.
     pub unpriced_calls: u64,
 }
 
@@ -492,8 +487,7 @@ pub struct ExecutionItem {
     /// Latency in ms, null when unknown.
     pub duration: Option<f64>,
     pub cost: f64,
-    /// Where `cost` came from: `reported` by the record, `estimated` from its tokens and the
-    /// price table, or `unpriced` (the model has no price: the cost is 0, not free).
+    /// unpriced: no price known, cost 0.
     #[schemars(extend("enum" = ["reported", "estimated", "unpriced"]))]
     pub cost_source: &'static str,
     pub tokens: ExecutionTokens,
