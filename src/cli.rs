@@ -226,7 +226,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let ctx = open(&cli.global, missing_for(&cli.command, allow_writes))?;
     match cli.command {
-        Command::Serve { demo, http, .. } => {
+        Command::Serve {
+            demo, http, watch, ..
+        } => {
+            let kinds = watch
+                .iter()
+                .map(|w| crate::sources::Kind::parse(w))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| crate::Error::invalid("--watch", e))?;
             if demo && ctx.dashboard.store.is_empty()? {
                 let d = DemoConfig::default();
                 let args = DemoArgs {
@@ -242,6 +249,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
             let warming = warm_anomaly_memo(&ctx.dashboard);
+            let watching = (!kinds.is_empty())
+                .then(|| crate::sources::watch::Watch::start(ctx.dashboard.store.clone(), kinds));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -257,6 +266,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // removes the `-wal` and `-shm` files.
             drop(rt);
             warming.finish();
+            if let Some(w) = watching {
+                w.stop();
+            }
             served?;
             Ok(ExitCode::SUCCESS)
         }

@@ -358,3 +358,63 @@ fn answers_say_how_much_is_estimated_and_which_models_have_no_price() {
     assert_eq!(o["summary"]["estimatedCost"], 0.007942);
     assert_eq!(o["summary"]["unpricedCalls"], 1);
 }
+
+/// `serve --watch claude-code`, the real binary with real file notifications: lines appended to
+/// a session file are stored within 2 s.
+#[test]
+fn serve_watch_ingests_new_lines_within_two_seconds() {
+    use dashboard_mcp::store::Filter;
+    use dashboard_mcp::time::{parse_rfc3339, Window};
+    use std::time::{Duration, Instant};
+
+    let src = fixtures("claude-code/projects/-home-alice-shop/sess-1.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(dir.path());
+    let root = dir.path().join("claude");
+    let project = root.join("projects/-home-alice-shop");
+    std::fs::create_dir_all(&project).unwrap();
+    let file = project.join("sess-1.jsonl");
+    append(&src, &file, 1..=3, true);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard-mcp"))
+        .args(["--db", &store.location(), "serve", "--watch", "claude-code"])
+        .env("CLAUDE_CONFIG_DIR", &root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let day = Window {
+        start: parse_rfc3339("t", "2025-10-01T00:00:00Z").unwrap(),
+        end: parse_rfc3339("t", "2025-10-02T00:00:00Z").unwrap(),
+    };
+    let totals = || store.read(|c| c.totals(&day, &Filter::default())).unwrap();
+    let wait = |calls: i64, within: Duration| -> Duration {
+        let t0 = Instant::now();
+        while totals().calls != calls {
+            assert!(
+                t0.elapsed() < within,
+                "{calls} calls not stored within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t0.elapsed()
+    };
+    // The first scan: msg_A's first line (the second is half written).
+    wait(1, Duration::from_secs(10));
+    assert_eq!(totals().tokens, 115);
+    rest_of_line(&src, &file, 3);
+    append(&src, &file, 4..=9, false);
+    // msg_A (now 160 tokens), msg_B, msg_C, msg_D (a sidechain line of this file), msg_E.
+    let took = wait(5, Duration::from_secs(2));
+    assert_eq!(totals().tokens, 1412 + 10);
+    eprintln!("new lines stored {took:?} after they were written");
+    drop(child.stdin.take());
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap();
+        panic!("serve did not stop within 10 s of its stdin closing");
+    }
+}

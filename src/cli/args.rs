@@ -52,6 +52,11 @@ pub enum Command {
         /// Fill an empty database with demo data first.
         #[arg(long)]
         demo: bool,
+        /// Follow these agents' logs and ingest new lines as they are written (claude-code,
+        /// codex; comma separated), from their usual roots ($CLAUDE_CONFIG_DIR, ~/.claude,
+        /// $CODEX_HOME, ~/.codex), as `import --from` reads them.
+        #[arg(long, value_delimiter = ',', value_name = "SOURCES")]
+        watch: Vec<String>,
         #[command(flatten)]
         writes: WriteArgs,
         #[command(flatten)]

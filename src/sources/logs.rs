@@ -118,6 +118,16 @@ fn files_of(kind: Kind, d: &Path) -> Vec<LogFile> {
         .collect()
 }
 
+/// `path`, a log file below the folder `root`, as a scan of `root` would find it.
+pub fn file_under(root: &Path, path: &Path) -> LogFile {
+    let (project, subagent) = place(path, root);
+    LogFile {
+        path: path.to_path_buf(),
+        project,
+        subagent,
+    }
+}
+
 /// Every `*.jsonl` below `dir`, not following symbolic links to folders.
 fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if depth > MAX_DEPTH {

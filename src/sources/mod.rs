@@ -6,6 +6,7 @@ pub mod claude;
 pub mod codex;
 pub mod logs;
 pub mod otlp;
+pub mod watch;
 
 use sha2::{Digest, Sha256};
 
