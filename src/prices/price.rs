@@ -97,9 +97,7 @@ impl ModelPrice {
     /// tiers each token type on its own count, pricing the first 200,000 tokens *of that type*
     /// at the base price and only the tokens past 200,000 at the higher one. So a call of 150k
     /// input + 60k cache read is all base price in ccusage but all tier price here; and a call
-    /// of 300k input costs 200k × base + 100k × tier in ccusage, 300k × tier here. ccusage also
-    /// prices 1-hour cache writes at 2 × the input price instead of LiteLLM's
-    /// `cache_creation_input_token_cost_above_1hr`.
+    /// of 300k input costs 200k × base + 100k × tier in ccusage, 300k × tier here.
     pub fn above_200k(&self, t: &Tokens) -> bool {
         if !self.has_tier() {
             return false;
@@ -128,11 +126,18 @@ impl ModelPrice {
         // Cache creation (5-minute write) price missing → the input price, for the same reason.
         let cache_write_5m =
             pick(self.cache_write_5m, self.cache_write_5m_above_200k).unwrap_or(input);
-        // 1-hour write price missing → the cache creation (5-minute) price resolved above.
-        // Above the threshold LiteLLM takes the 1-hour tier price, else the 1-hour base price,
-        // and only then the (tiered) 5-minute price.
-        let cache_write_1h =
-            pick(self.cache_write_1h, self.cache_write_1h_above_200k).unwrap_or(cache_write_5m);
+        // 1-hour write price missing: where the model lists a 5-minute write price (it has
+        // TTL prompt caching, as Anthropic's models do), twice the input price, Anthropic's
+        // published rule for 1-hour writes (LiteLLM lacks the 1-hour price of several such
+        // entries, e.g. Bedrock's Opus 4.1; ccusage prices them so too); else the 5-minute
+        // price resolved above. Above the threshold the 1-hour tier price comes first.
+        let cache_write_1h = pick(self.cache_write_1h, self.cache_write_1h_above_200k).unwrap_or(
+            if self.cache_write_5m.is_some() {
+                input.saturating_mul(2)
+            } else {
+                cache_write_5m
+            },
+        );
         Rates {
             input,
             output,

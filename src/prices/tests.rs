@@ -155,10 +155,11 @@ fn missing_cache_prices_fall_back_to_input_and_5m_price() {
         t.cost_nanos("plain", &tokens(1_000, 0, 1_000, 1_000, 1_000)),
         Some(4_000_000)
     );
-    // No 1-hour price: the 5-minute price. 1,000 × 1.25e-6 = $0.00125 = 1,250,000 nanos.
+    // No 1-hour price but a 5-minute one: twice the input price (Anthropic's rule).
+    // 1,000 × 2e-6 = $0.002 = 2,000,000 nanos.
     assert_eq!(
         t.cost_nanos("w5m", &tokens(0, 0, 0, 0, 1_000)),
-        Some(1_250_000)
+        Some(2_000_000)
     );
 }
 
