@@ -153,7 +153,12 @@ fn open(global: &Global, missing: Missing) -> anyhow::Result<Context_> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     sources::load_prices(&cli.global.prices)?;
-    if let Command::Prices { model, json } = cli.command {
+    if let Command::Prices {
+        model,
+        json,
+        reprice: false,
+    } = cli.command
+    {
         return sources::prices(model, json);
     }
     // Writing demo data to a file needs no database: don't create one as a side effect.
@@ -272,8 +277,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Prices {
+            reprice: true,
+            json,
+            ..
+        } => sources::reprice(&*ctx.dashboard.store, json),
         // Answered before a database is opened (above).
-        Command::Prices { model, json } => sources::prices(model, json),
+        Command::Prices { model, json, .. } => sources::prices(model, json),
         Command::Import {
             files,
             from: Some(from),

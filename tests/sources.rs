@@ -418,3 +418,80 @@ fn serve_watch_ingests_new_lines_within_two_seconds() {
         panic!("serve did not stop within 10 s of its stdin closing");
     }
 }
+
+/// A newer or amended price table re-prices the estimated (and unpriced) costs it changes,
+/// exactly, with every total; reported costs stay.
+#[test]
+fn a_newer_price_table_reprices_exactly_what_it_changes() {
+    use dashboard_mcp::prices::{PriceTable, Tokens};
+    use dashboard_mcp::store::Priceable;
+
+    let env = empty(NOW);
+    import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
+    call(
+        &env,
+        "dashboard_record_usage",
+        json!({"records": [
+            {"id": "local-1", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
+             "model": "my-local-llama", "promptTokens": 500, "completionTokens": 20},
+            {"id": "local-2", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
+             "model": "gpt-5", "promptTokens": 1000, "completionTokens": 100}
+        ]}),
+    )
+    .unwrap();
+    // Sonnet 4.5 at twice its prices, and a price for the local model.
+    let newer = PriceTable::builtin().merged(
+        &PriceTable::from_litellm_json(
+            r#"{"claude-sonnet-4-5-20250929": {"litellm_provider": "anthropic", "mode": "chat",
+                  "input_cost_per_token": 6e-6, "output_cost_per_token": 3e-5,
+                  "cache_read_input_token_cost": 6e-7, "cache_creation_input_token_cost": 7.5e-6,
+                  "cache_creation_input_token_cost_above_1hr": 1.2e-5},
+                "my-local-llama": {"mode": "chat", "input_cost_per_token": 1e-6,
+                  "output_cost_per_token": 2e-6}}"#,
+        )
+        .unwrap(),
+    );
+    let pricer = |p: &Priceable<'_>| {
+        newer.cost_nanos(
+            p.model,
+            &Tokens {
+                input: p.prompt,
+                output: p.completion,
+                cache_read: p.cache_read,
+                cache_write_5m: p.cache_write - p.cache_write_1h,
+                cache_write_1h: p.cache_write_1h,
+            },
+        )
+    };
+    let r = env.dashboard.store.reprice(&pricer).unwrap();
+    // Estimated: msg_A, msg_B, msg_C (0 tokens), msg_D, msg_F, gpt-5; unpriced: the llama.
+    // Changed: msg_A 810 → 1620 µ$, msg_B 5670 → 11340 µ$, the llama 0 → 500 + 40 = 540 µ$.
+    assert_eq!(r.looked_at, 7);
+    assert_eq!(r.changed, 3);
+    assert_eq!((r.cost_before, r.cost_after), (6_480_000, 13_500_000));
+    let a = agents(&env);
+    // bench: gpt-5 2250 + llama 540 µ$; main: 1620 + 11340 + 0 + $0.5 reported.
+    assert_eq!(a[0], ("bench".into(), 2, 0, 500 + 20 + 1000 + 100, 0.00279));
+    assert_eq!(
+        a[1],
+        ("claude-code:-home-alice-shop".into(), 4, 1, 1412, 0.51296)
+    );
+    let o = call(
+        &env,
+        "dashboard_get_overview",
+        json!({"timeframe": "month"}),
+    )
+    .unwrap();
+    // 1620 + 11340 + 22 + 34 + 2250 + 540 µ$.
+    assert_eq!(o["summary"]["estimatedCost"], 0.015806);
+    assert_eq!(o["summary"]["unpricedCalls"], 0);
+    // The rollups agree with the raw rows.
+    let by_rollups = call(&env, "dashboard_get_models", json!({"timeframe": "month"})).unwrap();
+    env.dashboard.store.set_rollups(false);
+    let by_rows = call(&env, "dashboard_get_models", json!({"timeframe": "month"})).unwrap();
+    env.dashboard.store.set_rollups(true);
+    assert_eq!(by_rollups["models"], by_rows["models"]);
+    // Once more: nothing left to change.
+    let again = env.dashboard.store.reprice(&pricer).unwrap();
+    assert_eq!((again.looked_at, again.changed), (7, 0));
+}

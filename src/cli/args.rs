@@ -88,6 +88,11 @@ pub enum Command {
     Prices {
         /// A model name as an agent logs it (provider prefixes and dates are tolerated).
         model: Option<String>,
+        /// Price every stored execution whose cost was estimated (or that had no price) again
+        /// with the table in use (the built-in one and --prices FILE): the costs a newer or
+        /// amended table changes are updated, exactly, with every total.
+        #[arg(long, conflicts_with = "model")]
+        reprice: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

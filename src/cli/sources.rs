@@ -157,3 +157,30 @@ pub fn prices(model: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `prices --reprice`.
+pub fn reprice(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let r = store.reprice(&price::pricer)?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "lookedAt": r.looked_at,
+                "changed": r.changed,
+                "costBefore": crate::money::to_usd(r.cost_before),
+                "costAfter": crate::money::to_usd(r.cost_after),
+            }))?
+        );
+    } else {
+        outln!(
+            "{} estimated or unpriced executions priced again in {:.2} s: {} changed, their cost ${} → ${}",
+            r.looked_at,
+            started.elapsed().as_secs_f64(),
+            r.changed,
+            crate::money::to_usd(r.cost_before),
+            crate::money::to_usd(r.cost_after)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

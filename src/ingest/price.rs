@@ -24,3 +24,19 @@ pub fn table() -> &'static PriceTable {
 pub fn estimate(model: &str, tokens: &Tokens) -> Option<Nanos> {
     table().cost_nanos(model, tokens)
 }
+
+/// The price of a stored execution's tokens with the table in use (`Store::reprice`), within
+/// the cap ingest holds a record's cost to (a larger one is left unpriced rather than stored).
+pub fn pricer(p: &crate::store::Priceable<'_>) -> Option<Nanos> {
+    estimate(
+        p.model,
+        &Tokens {
+            input: p.prompt,
+            output: p.completion,
+            cache_read: p.cache_read,
+            cache_write_5m: p.cache_write - p.cache_write_1h,
+            cache_write_1h: p.cache_write_1h,
+        },
+    )
+    .filter(|n| *n <= super::MAX_COST_NANOS)
+}

@@ -38,6 +38,8 @@ pub const FIELDS: &[&str] = &[
 const MAX_TOKENS: i64 = 1_000_000_000_000;
 /// Largest cost accepted for one execution, USD.
 const MAX_COST_USD: i64 = 1_000_000;
+/// The same, nano-dollars.
+pub const MAX_COST_NANOS: i64 = MAX_COST_USD * money::NANOS_PER_USD;
 
 /// Characters allowed in each text field (SPEC §2.1).
 pub const MAX_ID_CHARS: usize = 128;

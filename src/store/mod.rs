@@ -105,6 +105,11 @@ pub trait Store: Send + Sync {
     fn cursors(&self, source: &str) -> Result<std::collections::HashMap<String, Cursor>>;
     /// Remember where log imports of `source` stopped in these files.
     fn put_cursors(&self, source: &str, cursors: &[(String, Cursor)]) -> Result<()>;
+
+    /// Price every estimated and unpriced execution again with `pricer` (a newer or amended
+    /// price table); those whose cost changes are updated, with every rollup, in transactions
+    /// of a bounded number of rows (ingest waits for one at most).
+    fn reprice(&self, pricer: Pricer<'_>) -> Result<Repriced>;
 }
 
 impl dyn Store + '_ {

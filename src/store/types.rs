@@ -164,6 +164,44 @@ pub struct Pricing {
     pub unpriced_calls: i64,
 }
 
+/// The tokens of one estimated or unpriced execution, as `Store::reprice` asks for its price.
+#[derive(Debug, Clone, Copy)]
+pub struct Priceable<'a> {
+    pub model: &'a str,
+    pub prompt: i64,
+    pub completion: i64,
+    pub cache_read: i64,
+    /// Cache writes, the 1-hour ones included.
+    pub cache_write: i64,
+    pub cache_write_1h: i64,
+}
+
+/// The price of a call (`None`: no price for its model).
+pub type Pricer<'a> = &'a (dyn Fn(&Priceable<'_>) -> Option<Nanos> + Sync);
+
+/// What `Store::reprice` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repriced {
+    /// Estimated and unpriced executions priced again.
+    pub looked_at: u64,
+    /// Those whose cost or source changed.
+    pub changed: u64,
+    /// Their cost before and after.
+    pub cost_before: Nanos,
+    pub cost_after: Nanos,
+}
+
+impl Priceable<'_> {
+    /// The 1-hour part of the cache writes, from an execution's metadata.
+    pub fn one_hour_writes(metadata: Option<&str>) -> i64 {
+        metadata
+            .filter(|m| m.contains("cacheWrite1hTokens"))
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            .and_then(|v| v.get("cacheWrite1hTokens").and_then(|n| n.as_i64()))
+            .unwrap_or(0)
+    }
+}
+
 /// Where a log import stopped in one file (`sources::logs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {

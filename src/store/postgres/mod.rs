@@ -14,8 +14,10 @@
 
 mod listen;
 mod read;
+mod reprice;
 mod rollup;
 mod schema;
+mod sums;
 mod write;
 
 use std::collections::HashSet;
@@ -436,6 +438,21 @@ impl Store for PgStore {
                 let row = c.query_one("SELECT pg_database_size(current_database())", &[])?;
                 Ok(row.get::<_, i64>(0) as u64)
             })
+        })
+    }
+
+    fn reprice(&self, pricer: super::Pricer<'_>) -> Result<super::Repriced> {
+        let mut out = super::Repriced::default();
+        let mut after = (i64::MIN, String::new());
+        sync(|| {
+            // One transaction per chunk: writers of every replica wait for one chunk at most.
+            while let Some(last) = self.bump(|tx| {
+                let gen: i64 = tx.query_one("SELECT generation FROM meta", &[])?.get(0);
+                reprice::chunk(tx, gen, &after, pricer, &mut out)
+            })? {
+                after = last;
+            }
+            Ok(out)
         })
     }
 

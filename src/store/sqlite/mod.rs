@@ -11,6 +11,7 @@ mod cursors;
 mod ingest;
 mod pricing;
 mod query;
+mod reprice;
 mod rollup;
 mod schema;
 mod series;
@@ -418,6 +419,16 @@ impl Store for SqliteStore {
             std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
         };
         Ok(len("") + len("-wal"))
+    }
+
+    fn reprice(&self, pricer: super::Pricer<'_>) -> Result<super::Repriced> {
+        let mut out = super::Repriced::default();
+        let mut after = i64::MIN;
+        // One transaction per chunk: ingest waits for one chunk at most.
+        while let Some(last) = self.write(|tx| reprice::chunk(tx, after, pricer, &mut out))? {
+            after = last;
+        }
+        Ok(out)
     }
 
     fn cursors(&self, source: &str) -> Result<std::collections::HashMap<String, Cursor>> {

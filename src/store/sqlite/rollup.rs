@@ -165,29 +165,46 @@ pub struct Pending {
 impl Pending {
     /// Count one stored execution.
     pub fn add(&mut self, e: &super::Execution, agent: i64, model: i64) {
-        let hour = e.ts.div_euclid(HOUR);
-        let c = self.sums.entry((hour, agent, model)).or_default();
-        c.add(&Cell::of(
-            e.success,
-            [
+        self.add_stored(&Stored {
+            ts: e.ts,
+            agent,
+            model,
+            tokens: [
                 e.prompt_tokens,
                 e.completion_tokens,
                 e.cache_read_tokens,
                 e.cache_write_tokens,
             ],
-            e.cost,
-            e.duration_ms,
-            e.cost_source,
-        ));
-        self.agent_hours.entry((hour, agent)).or_default().add(
-            e.success,
-            e.prompt_tokens + e.completion_tokens + e.cache_read_tokens + e.cache_write_tokens,
-            e.cost,
-            e.duration_ms,
+            cost: e.cost,
+            duration_ms: e.duration_ms,
+            success: e.success,
+            revision: e.revision,
+            cost_source: e.cost_source,
+        });
+    }
+
+    /// Count one stored execution, as the rollups see it.
+    pub fn add_stored(&mut self, s: &Stored) {
+        let hour = s.ts.div_euclid(HOUR);
+        self.sums
+            .entry((hour, s.agent, s.model))
+            .or_default()
+            .add(&Cell::of(
+                s.success,
+                s.tokens,
+                s.cost,
+                s.duration_ms,
+                s.cost_source,
+            ));
+        self.agent_hours.entry((hour, s.agent)).or_default().add(
+            s.success,
+            s.tokens.iter().sum(),
+            s.cost,
+            s.duration_ms,
         );
-        if let Some(d) = e.duration_ms {
+        if let Some(d) = s.duration_ms {
             let b = latency_bucket(d);
-            for key in [(agent, hour), (0, hour)] {
+            for key in [(s.agent, hour), (0, hour)] {
                 *self.latency.entry(key).or_default().entry(b).or_default() += 1;
             }
         }
