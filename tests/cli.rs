@@ -915,3 +915,91 @@ fn an_import_report_into_a_closed_pipe_is_not_a_panic() {
     wait(&mut child);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `import --from`: the usual roots from $HOME and $CLAUDE_CONFIG_DIR, the report as JSON, no
+/// progress output when stderr is not a terminal; a bad source named with what is allowed.
+#[test]
+fn import_from_claude_code_finds_the_usual_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = repo().join("tests/fixtures/claude-code/projects");
+    let copy = |to: &Path| {
+        let out = Command::new("cp")
+            .args(["-r", fixture.to_str().unwrap(), to.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    // ~/.claude, found with no folder given.
+    std::fs::create_dir_all(dir.path().join("home/.claude")).unwrap();
+    copy(&dir.path().join("home/.claude/projects"));
+    let out = run(
+        dir.path(),
+        &["--db", "a.db", "import", "--from", "claude-code", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    // 7 records stored (one replaced by its main-chain line), line 7 not JSON: see
+    // tests/sources.rs for the hand-worked fixture.
+    assert_eq!(
+        (
+            &report["accepted"],
+            &report["replaced"],
+            &report["rejected"]
+        ),
+        (
+            &serde_json::json!(6),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        )
+    );
+    // $CLAUDE_CONFIG_DIR, comma separated, wins over the home folders.
+    std::fs::create_dir_all(dir.path().join("other")).unwrap();
+    copy(&dir.path().join("other/projects"));
+    let out = bin(dir.path())
+        .args(["--db", "b.db", "import", "--from", "claude", "--json"])
+        .env(
+            "CLAUDE_CONFIG_DIR",
+            format!(
+                "{},{}",
+                dir.path().join("nowhere").display(),
+                dir.path().join("other").display()
+            ),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["accepted"], 6);
+    assert!(report["files"][0]["source"]
+        .as_str()
+        .unwrap()
+        .contains("/other/projects/"));
+    let out = run(dir.path(), &["--db", "a.db", "import", "--from", "cursor"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--from"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("claude-code and codex"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn prices_shows_a_models_price_and_refuses_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["prices", "anthropic/claude-sonnet-4-5-20250929", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["price"]["model"], "claude-sonnet-4-5-20250929");
+    assert_eq!(v["price"]["inputUsdPerMTok"], 3.0);
+    assert_eq!(v["price"]["outputUsdPerMTok"], 15.0);
+    let out = run(dir.path(), &["prices", "my-local-llama"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("no price"), "{}", out.stderr);
+    // No database is made by looking at prices.
+    assert!(!dir.path().join("xdg").exists());
+}

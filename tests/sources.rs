@@ -241,7 +241,7 @@ fn a_file_replaced_at_the_same_path_is_read_from_the_start() {
     std::fs::create_dir_all(&project).unwrap();
     let file = project.join("sess-1.jsonl");
     append(&src, &file, 8..=9, false);
-    import(&env, Kind::ClaudeCode, &[file.clone()]);
+    import(&env, Kind::ClaudeCode, std::slice::from_ref(&file));
     // Another file now, longer than the first: its head differs, so it is read whole.
     std::fs::remove_file(&file).unwrap();
     append(&src, &file, 1..=9, false);
