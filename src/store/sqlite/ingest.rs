@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::error::{Error, Result};
 use crate::time::Millis;
 
-use super::rollup::{Pending, Stored};
+use super::pending::{Pending, Stored};
 use crate::store::{CostSource, Execution, InsertOutcome};
 
 /// Inserts executions into one transaction, remembering the agent and model keys it has seen and

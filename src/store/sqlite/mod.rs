@@ -9,6 +9,7 @@
 mod budgets;
 mod cursors;
 mod ingest;
+mod pending;
 mod pricing;
 mod query;
 mod reprice;

@@ -1,13 +1,13 @@
 //! `Store::reprice` on SQLite: the estimated and unpriced executions priced again, a chunk of
 //! rows (in time order) per write transaction; a changed row's old cost goes out of the rollups
-//! and its new one in (`rollup::Pending`), as a replaced execution's would.
+//! and its new one in (`pending::Pending`), as a replaced execution's would.
 
 use rusqlite::{params, Transaction};
 
 use crate::error::Result;
 use crate::store::{CostSource, Priceable, Pricer, Repriced};
 
-use super::rollup::{Pending, Stored};
+use super::pending::{Pending, Stored};
 
 /// Rows looked at per transaction.
 pub const CHUNK: i64 = 5_000;

@@ -130,12 +130,12 @@ pub fn upsert(
     }
     let mut weeks: HashMap<(i64, i64), Totals> = HashMap::new();
     for ((day, agent), t) in days {
-        super::rollup::upsert_level(tx, "agent_day", ("day", day), ("agent", agent), &t)?;
+        super::pending::upsert_level(tx, "agent_day", ("day", day), ("agent", agent), &t)?;
         weeks.entry((day.div_euclid(7), agent)).or_default().add(&t);
     }
     if gen.is_some() {
         for ((week, agent), t) in weeks {
-            super::rollup::upsert_level(tx, "agent_week", ("week", week), ("agent", agent), &t)?;
+            super::pending::upsert_level(tx, "agent_week", ("week", week), ("agent", agent), &t)?;
         }
     }
     Ok(())
