@@ -191,7 +191,20 @@ pub struct Repriced {
     pub cost_after: Nanos,
 }
 
-impl Priceable<'_> {
+impl<'a> Priceable<'a> {
+    /// A stored execution's tokens (prompt, completion, cache read, cache write), the 1-hour
+    /// part of the cache writes read from its metadata.
+    pub fn of(model: &'a str, tokens: [i64; 4], metadata: Option<&str>) -> Priceable<'a> {
+        Priceable {
+            model,
+            prompt: tokens[0],
+            completion: tokens[1],
+            cache_read: tokens[2],
+            cache_write: tokens[3],
+            cache_write_1h: Priceable::one_hour_writes(metadata),
+        }
+    }
+
     /// The 1-hour part of the cache writes, from an execution's metadata.
     pub fn one_hour_writes(metadata: Option<&str>) -> i64 {
         metadata

@@ -230,16 +230,28 @@ impl Sums {
 
     /// Count one stored execution, as the rollups see it.
     pub(super) fn add_taken(&mut self, x: &Taken) {
+        self.count(x, 1);
+    }
+
+    /// Take a stored execution back out (it is being replaced or repriced). The detector's
+    /// maxima cannot be taken back: `tidy` recomputes them.
+    pub(super) fn remove(&mut self, x: &Taken) {
+        self.count(x, -1);
+        self.emptied.insert((x.ts.div_euclid(HOUR), x.agent));
+    }
+
+    /// Add (`sign` 1) or take out (−1) one execution everywhere it is counted.
+    fn count(&mut self, x: &Taken, sign: i64) {
         let t = Totals {
-            calls: 1,
-            errors: i64::from(!x.success),
-            tokens: x.tokens,
-            cost: x.cost,
-            timed: i64::from(x.duration_ms.is_some()),
-            duration_sum: x.duration_ms.unwrap_or(0.0),
+            calls: sign,
+            errors: sign * i64::from(!x.success),
+            tokens: sign * x.tokens,
+            cost: sign * x.cost,
+            timed: sign * i64::from(x.duration_ms.is_some()),
+            duration_sum: sign as f64 * x.duration_ms.unwrap_or(0.0),
         };
         let (hour, day) = (x.ts.div_euclid(HOUR), x.ts.div_euclid(DAY));
-        self.price(hour, day, x.agent, x.model, x.cost, x.cost_source, 1);
+        self.price(hour, day, x.agent, x.model, x.cost, x.cost_source, sign);
         self.hours
             .entry((hour, x.agent, x.model))
             .or_default()
@@ -248,12 +260,12 @@ impl Sums {
             .entry((day, x.agent, x.model))
             .or_default()
             .add(&t);
-        self.agent_hours.entry((hour, x.agent)).or_default().add(
-            x.success,
-            x.tokens,
-            x.cost,
-            x.duration_ms,
-        );
+        let sums = self.agent_hours.entry((hour, x.agent)).or_default();
+        if sign > 0 {
+            sums.add(x.success, x.tokens, x.cost, x.duration_ms);
+        } else {
+            sums.remove(x.success, x.tokens, x.cost, x.duration_ms);
+        }
         if let Some(d) = x.duration_ms {
             let b = latency_bucket(d);
             for a in [x.agent, 0] {
@@ -262,7 +274,7 @@ impl Sums {
                     (&mut self.hist_days, day),
                     (&mut self.hist_weeks, day.div_euclid(7)),
                 ] {
-                    *map.entry((a, t)).or_default().entry(b).or_default() += 1;
+                    *map.entry((a, t)).or_default().entry(b).or_default() += sign;
                 }
             }
         }
@@ -291,47 +303,6 @@ impl Sums {
                 *a += b;
             }
         }
-    }
-
-    /// Take a stored execution back out (it is being replaced).
-    pub(super) fn remove(&mut self, x: &Taken) {
-        let t = Totals {
-            calls: -1,
-            errors: -i64::from(!x.success),
-            tokens: -x.tokens,
-            cost: -x.cost,
-            timed: -i64::from(x.duration_ms.is_some()),
-            duration_sum: -x.duration_ms.unwrap_or(0.0),
-        };
-        let (hour, day) = (x.ts.div_euclid(HOUR), x.ts.div_euclid(DAY));
-        self.price(hour, day, x.agent, x.model, x.cost, x.cost_source, -1);
-        self.hours
-            .entry((hour, x.agent, x.model))
-            .or_default()
-            .add(&t);
-        self.days
-            .entry((day, x.agent, x.model))
-            .or_default()
-            .add(&t);
-        self.agent_hours.entry((hour, x.agent)).or_default().remove(
-            x.success,
-            x.tokens,
-            x.cost,
-            x.duration_ms,
-        );
-        if let Some(d) = x.duration_ms {
-            let b = latency_bucket(d);
-            for a in [x.agent, 0] {
-                for (map, t) in [
-                    (&mut self.hist_hours, hour),
-                    (&mut self.hist_days, day),
-                    (&mut self.hist_weeks, day.div_euclid(7)),
-                ] {
-                    *map.entry((a, t)).or_default().entry(b).or_default() -= 1;
-                }
-            }
-        }
-        self.emptied.insert((hour, x.agent));
     }
 
     /// Add the sums to the stored rollups, in primary-key order.

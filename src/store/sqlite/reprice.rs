@@ -50,14 +50,7 @@ pub fn chunk(
                 revision: r.get(12)?,
                 cost_source: CostSource::from_code(r.get(13)?),
             };
-            let priced = pricer(&Priceable {
-                model: &model,
-                prompt: tokens[0],
-                completion: tokens[1],
-                cache_read: tokens[2],
-                cache_write: tokens[3],
-                cache_write_1h: Priceable::one_hour_writes(metadata.as_deref()),
-            });
+            let priced = pricer(&Priceable::of(&model, tokens, metadata.as_deref()));
             let (cost, source) = match priced {
                 Some(n) => (n, CostSource::Estimated),
                 None => (0, CostSource::Unpriced),
