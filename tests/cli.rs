@@ -939,17 +939,18 @@ fn import_from_claude_code_finds_the_usual_roots() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    // 7 records stored (one replaced by its main-chain line), line 7 not JSON: see
-    // tests/sources.rs for the hand-worked fixture.
+    // 6 executions; msg_A's streaming repeat and its sidechain copy merged into its main-chain
+    // line before they reached the store; line 7 not JSON: see tests/sources.rs for the
+    // hand-worked fixture.
     assert_eq!(
         (
             &report["accepted"],
-            &report["replaced"],
+            &report["duplicates"],
             &report["rejected"]
         ),
         (
             &serde_json::json!(6),
-            &serde_json::json!(1),
+            &serde_json::json!(2),
             &serde_json::json!(1)
         )
     );

@@ -88,9 +88,12 @@ fn claude_code_logs_give_the_hand_worked_totals() {
     let env = empty(NOW);
     let r = import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
     assert_eq!(agents(&env), claude_expected());
-    // 7 records stored across the two files, one of them replaced by its main-chain line; the
-    // streaming repeat merged before it reached the store; line 7 reported.
-    assert_eq!((r.accepted, r.replaced, r.rejected), (6, 1, 1));
+    // 6 executions: msg_A's streaming repeat and its sidechain copy (in the other file) merged
+    // into its main-chain line before they reached the store; line 7 reported.
+    assert_eq!(
+        (r.accepted, r.duplicates, r.replaced, r.rejected),
+        (6, 2, 0, 1)
+    );
     let bad = r.files.iter().flat_map(|f| &f.errors).collect::<Vec<_>>();
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].line, 7);
@@ -222,10 +225,12 @@ fn a_grown_claude_code_file_imported_again_counts_everything_once() {
         false,
     );
     let r2 = import(&env, Kind::ClaudeCode, std::slice::from_ref(&root));
-    // The subagent file is read first (path order): msg_A's sidechain copy (160 tokens)
-    // replaces the stored 115-token line, then the main-chain line of 160 tokens replaces it
-    // (a tie goes to the main chain).
-    assert_eq!((r2.accepted, r2.replaced, r2.rejected), (5, 2, 1));
+    // msg_A's main-chain line of 160 tokens (a tie with its sidechain copy in the subagent
+    // file goes to the main chain) replaces the stored 115-token line; the copy is a duplicate.
+    assert_eq!(
+        (r2.accepted, r2.replaced, r2.duplicates, r2.rejected),
+        (5, 1, 1, 1)
+    );
     assert_eq!(agents(&env), claude_expected());
     // Nothing new: nothing read, nothing written.
     let r3 = import(&env, Kind::ClaudeCode, std::slice::from_ref(&root));
@@ -494,4 +499,80 @@ fn a_newer_price_table_reprices_exactly_what_it_changes() {
     // Once more: nothing left to change.
     let again = env.dashboard.store.reprice(&pricer).unwrap();
     assert_eq!((again.looked_at, again.changed), (7, 0));
+}
+
+/// A record of higher revision replaces the stored one even when it moves to another agent,
+/// model and hour: every rollup answer equals the answer from the raw rows.
+#[test]
+fn a_replacement_moves_every_sum_with_it() {
+    let env = empty(NOW);
+    let rec = |rev: i64, agent: &str, model: &str, ts: &str, out: i64, ms: f64| {
+        json!({"id": "m-1", "revision": rev, "timestamp": ts, "agentId": agent, "model": model,
+               "promptTokens": 10, "completionTokens": out, "cost": 0.01 * out as f64,
+               "durationMs": ms})
+    };
+    let other = json!({"id": "m-2", "timestamp": "2025-10-01T09:10:00Z", "agentId": "sub",
+                       "model": "small", "promptTokens": 1, "cost": 0.001, "durationMs": 50.0});
+    let r = call(
+        &env,
+        "dashboard_record_usage",
+        json!({"records": [rec(320, "sub", "small", "2025-10-01T09:00:00Z", 5, 100.0), other]}),
+    )
+    .unwrap();
+    assert_eq!(r["accepted"], 2);
+    // Lower or equal revisions change nothing; a higher one replaces it.
+    let r = call(
+        &env,
+        "dashboard_record_usage",
+        json!({"records": [rec(320, "main", "big", "2025-10-01T15:30:00Z", 9, 900.0)]}),
+    )
+    .unwrap();
+    assert_eq!((&r["duplicates"], r.get("replaced")), (&json!(1), None));
+    let r = call(
+        &env,
+        "dashboard_record_usage",
+        json!({"records": [rec(321, "main", "big", "2025-10-01T15:30:00Z", 50, 900.0)]}),
+    )
+    .unwrap();
+    assert_eq!(r["replaced"], 1);
+    // m-1 is now main's: 60 tokens, $0.50, 900 ms, at 15:30; sub keeps m-2 alone.
+    assert_eq!(
+        agents(&env),
+        vec![
+            ("main".into(), 1, 0, 60, 0.5),
+            ("sub".into(), 1, 0, 1, 0.001)
+        ]
+    );
+    let questions = [
+        ("dashboard_get_overview", json!({"timeframe": "month"})),
+        ("dashboard_get_agents", json!({"timeframe": "month"})),
+        ("dashboard_get_models", json!({"timeframe": "month"})),
+        (
+            "dashboard_get_timeline",
+            json!({"start": "2025-10-01T00:00:00Z", "end": "2025-10-02T00:00:00Z",
+                   "granularity": "hour", "metric": "cost", "breakdown": "agent"}),
+        ),
+        (
+            "dashboard_get_timeline",
+            json!({"start": "2025-10-01T00:00:00Z", "end": "2025-10-02T00:00:00Z",
+                   "granularity": "hour", "metric": "latency"}),
+        ),
+    ];
+    let answers = |env: &Env| -> Vec<Value> {
+        questions
+            .iter()
+            .map(|(tool, args)| call(env, tool, args.clone()).unwrap())
+            .collect()
+    };
+    let by_rollups = answers(&env);
+    env.dashboard.store.set_rollups(false);
+    let by_rows = answers(&env);
+    env.dashboard.store.set_rollups(true);
+    assert_eq!(by_rollups, by_rows);
+    let o = &by_rollups[0]["summary"];
+    assert_eq!(
+        (&o["totalCalls"], &o["totalTokens"]),
+        (&json!(2), &json!(61))
+    );
+    assert_eq!(o["p95LatencyMs"], 900.0);
 }

@@ -77,21 +77,49 @@ pub fn note_rejected(report: &mut FileReport, line: u64, reason: &str) {
     reject(report, line, reason);
 }
 
-/// Validate and write records read from a log (`sources`), each with its line number, counting
-/// into `report`; bad ones are rejected with the reason and never stop the rest.
+/// Validate and write records read from logs (`sources`), each with the index of its file's
+/// report and its line number, in one transaction, counting into the reports; bad ones are
+/// rejected with the reason and never stop the rest.
 pub fn write_lines(
     store: &dyn Store,
-    records: &[(u64, Value)],
-    report: &mut FileReport,
+    records: &[(usize, u64, Value)],
+    reports: &mut [FileReport],
 ) -> Result<()> {
-    let mut unknown = UnknownFields::default();
-    let parsed: Parsed = records
+    let mut unknown: std::collections::BTreeMap<usize, UnknownFields> = Default::default();
+    let parsed: Vec<(usize, u64, std::result::Result<Execution, String>)> = records
         .iter()
-        .map(|(line, v)| (*line, record_of_value(v, &mut unknown)))
+        .map(|(file, line, v)| {
+            let r = record_of_value(v, unknown.entry(*file).or_default());
+            (*file, *line, r)
+        })
         .collect();
-    write_batch(store, &parsed, report, Atomic::PerRecord)?;
-    for (k, n) in unknown.0 {
-        *report.unknown_fields.entry(k).or_default() += n;
+    let good: Vec<&Execution> = parsed
+        .iter()
+        .filter_map(|(_, _, r)| r.as_ref().ok())
+        .collect();
+    let outcomes = if good.is_empty() {
+        Vec::new()
+    } else {
+        store.insert(&good, Atomic::PerRecord)?
+    };
+    let mut outcomes = outcomes.iter();
+    for (file, line, r) in &parsed {
+        let report = &mut reports[*file];
+        match r {
+            Ok(_) => match outcomes.next() {
+                Some(Outcome::Inserted) => report.accepted += 1,
+                Some(Outcome::Duplicate) => report.duplicates += 1,
+                Some(Outcome::Replaced) => report.replaced += 1,
+                Some(Outcome::Refused(reason)) => reject(report, *line, reason),
+                None => {}
+            },
+            Err(reason) => reject(report, *line, reason),
+        }
+    }
+    for (file, u) in unknown {
+        for (k, n) in u.0 {
+            *reports[file].unknown_fields.entry(k).or_default() += n;
+        }
     }
     Ok(())
 }

@@ -24,8 +24,8 @@ use crate::wire::{FileReport, ImportReport};
 
 /// Bytes of a file's head that identify it (hashed into the cursor).
 const HEAD_BYTES: u64 = 4096;
-/// Bytes read at a time; a line longer than this is read whole.
-const CHUNK: usize = 8 << 20;
+/// Bytes read at a time (one buffer for the whole import); a longer line is read whole.
+const CHUNK: usize = 1 << 20;
 /// Records written per store transaction.
 const BATCH: usize = 5_000;
 /// Directory levels walked below a given folder.
@@ -212,12 +212,34 @@ pub fn import(
         }
     }
     progress.start(todo);
+    let mut reports: Vec<FileReport> = plans
+        .iter()
+        .map(|(_, key, _)| FileReport {
+            source: key.clone(),
+            format: kind.name().into(),
+            ..Default::default()
+        })
+        .collect();
+    let mut batch = Batch::default();
+    for (i, (f, key, cursor)) in plans.into_iter().enumerate() {
+        read_file(
+            store,
+            kind,
+            f,
+            (i, &key),
+            cursor,
+            &mut batch,
+            &mut reports,
+            progress,
+        )?;
+    }
+    batch.flush(store, kind, &mut reports, progress)?;
+    progress.finish();
     let mut report = ImportReport {
         committed: true,
         ..Default::default()
     };
-    for (f, key, cursor) in plans {
-        let fr = read_file(store, kind, f, &key, cursor, progress)?;
+    for fr in reports {
         report.accepted += fr.accepted;
         report.duplicates += fr.duplicates;
         report.replaced += fr.replaced;
@@ -226,8 +248,68 @@ pub fn import(
             report.files.push(fr);
         }
     }
-    progress.finish();
     Ok(report)
+}
+
+/// Records read and not yet stored, from any number of files (by index), and the cursors that
+/// may move once they are: one store transaction for many small files.
+#[derive(Default)]
+struct Batch {
+    records: Vec<(usize, u64, Value)>,
+    cursors: Vec<(String, Cursor)>,
+    /// The read buffer, reused by every file.
+    chunk: Vec<u8>,
+}
+
+impl Batch {
+    /// Store the records (of several with one id, the highest revision: streaming repeats; the
+    /// store keeps the highest across imports too), then move the cursors.
+    fn flush(
+        &mut self,
+        store: &dyn Store,
+        kind: Kind,
+        reports: &mut [FileReport],
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        if !self.records.is_empty() {
+            let mut best: HashMap<String, usize> = HashMap::new();
+            let mut keep = vec![true; self.records.len()];
+            let rev = |v: &Value| v.get("revision").and_then(Value::as_i64);
+            for i in 0..self.records.len() {
+                let (file, _, v) = &self.records[i];
+                let Some(id) = v.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                match best.get(id) {
+                    Some(&j) if rev(&self.records[j].2) >= rev(v) => {
+                        keep[i] = false;
+                        reports[*file].duplicates += 1;
+                    }
+                    Some(&j) => {
+                        keep[j] = false;
+                        reports[self.records[j].0].duplicates += 1;
+                        best.insert(id.to_owned(), i);
+                    }
+                    None => {
+                        best.insert(id.to_owned(), i);
+                    }
+                }
+            }
+            let records: Vec<(usize, u64, Value)> = self
+                .records
+                .drain(..)
+                .zip(keep)
+                .filter_map(|(r, k)| k.then_some(r))
+                .collect();
+            ingest::write_lines(store, &records, reports)?;
+            progress.advance(0, records.len() as u64);
+        }
+        if !self.cursors.is_empty() {
+            store.put_cursors(kind.name(), &self.cursors)?;
+            self.cursors.clear();
+        }
+        Ok(())
+    }
 }
 
 /// SHA-256 (hex) of the first `min(offset, HEAD_BYTES)` bytes of `path`.
@@ -259,6 +341,18 @@ impl Parser {
         }
     }
 
+    /// Whether a line may carry what the format counts, told from its bytes: most lines
+    /// (prompts, tool results with whole files in them) are not parsed at all.
+    fn may_count(&self, line: &[u8]) -> bool {
+        let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+        match self {
+            Parser::Claude(_) => has(b"\"usage\""),
+            Parser::Codex(_) => {
+                has(b"\"token_count\"") || has(b"\"turn_context\"") || has(b"\"session_meta\"")
+            }
+        }
+    }
+
     fn state(&self) -> Option<String> {
         match self {
             Parser::Claude(_) => None,
@@ -267,16 +361,19 @@ impl Parser {
     }
 }
 
-/// Read `f` on from `cursor` to its last complete line, writing records batch by batch and
-/// moving the cursor after each batch is stored.
+/// Read `f` on from `cursor` to its last complete line into `batch` (stored whenever it is full),
+/// queueing the file's cursor to move with the records it read.
+#[allow(clippy::too_many_arguments)]
 fn read_file(
     store: &dyn Store,
     kind: Kind,
     f: &LogFile,
-    key: &str,
-    mut cursor: Cursor,
+    (index, key): (usize, &str),
+    cursor: Cursor,
+    batch: &mut Batch,
+    reports: &mut [FileReport],
     progress: &mut dyn Progress,
-) -> Result<FileReport> {
+) -> Result<()> {
     let mut parser = match kind {
         Kind::ClaudeCode => Parser::Claude(claude::FileContext {
             project: f.project.clone(),
@@ -297,17 +394,12 @@ fn read_file(
             Parser::Codex(state)
         }
     };
-    let mut report = FileReport {
-        source: key.to_owned(),
-        format: kind.name().into(),
-        ..Default::default()
-    };
     let mut file = File::open(&f.path).map_err(|e| io_error(&f.path, e))?;
     file.seek(SeekFrom::Start(cursor.offset))
         .map_err(|e| io_error(&f.path, e))?;
-    let mut pending: Vec<(u64, Value)> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; CHUNK];
+    let mut chunk = std::mem::take(&mut batch.chunk);
+    chunk.resize(CHUNK, 0);
     // Where `buf[0]` sits in the file, and the line number of its first line.
     let mut at = cursor.offset;
     let mut line_no = cursor.line;
@@ -328,14 +420,11 @@ fn read_file(
             if skipping_long {
                 skipping_long = false;
             } else {
-                handle(
-                    &mut parser,
-                    line,
-                    offset,
-                    line_no,
-                    &mut pending,
-                    &mut report,
-                );
+                match handle(&mut parser, line, offset) {
+                    Ok(Some(r)) => batch.records.push((index, line_no, r)),
+                    Ok(None) => {}
+                    Err(reason) => report_line(&mut reports[index], line_no, reason),
+                }
             }
             start += nl + 1;
         }
@@ -344,7 +433,7 @@ fn read_file(
         progress.advance(start as u64, 0);
         if buf.len() > MAX_LINE_BYTES && !skipping_long {
             report_line(
-                &mut report,
+                &mut reports[index],
                 line_no + 1,
                 format!("line longer than {} MiB; skipped", MAX_LINE_BYTES >> 20),
             );
@@ -355,22 +444,25 @@ fn read_file(
             at += buf.len() as u64;
             buf.clear();
         }
-        if pending.len() >= BATCH {
-            flush(store, &mut pending, &mut report, progress)?;
-            cursor = moved(&f.path, at, line_no, &parser)?;
-            store.put_cursors(kind.name(), &[(key.to_owned(), cursor.clone())])?;
+        if batch.records.len() >= BATCH {
+            let here = if skipping_long { long_start } else { at };
+            batch
+                .cursors
+                .push((key.to_owned(), moved(&f.path, here, line_no, &parser)?));
+            batch.flush(store, kind, reports, progress)?;
         }
     }
+    batch.chunk = chunk;
     // `buf` holds a last line with no newline yet: it is being written; read it next time.
-    flush(store, &mut pending, &mut report, progress)?;
     if skipping_long {
         at = long_start;
     }
     if at != cursor.offset || line_no != cursor.line {
-        let c = moved(&f.path, at, line_no, &parser)?;
-        store.put_cursors(kind.name(), &[(key.to_owned(), c)])?;
+        batch
+            .cursors
+            .push((key.to_owned(), moved(&f.path, at, line_no, &parser)?));
     }
-    Ok(report)
+    Ok(())
 }
 
 fn moved(path: &Path, at: u64, line: u64, parser: &Parser) -> Result<Cursor> {
@@ -382,73 +474,30 @@ fn moved(path: &Path, at: u64, line: u64, parser: &Parser) -> Result<Cursor> {
     })
 }
 
+/// One complete line: its record, nothing (a line without usage), or the reason it is bad.
 fn handle(
     parser: &mut Parser,
     line: &[u8],
     offset: u64,
-    line_no: u64,
-    pending: &mut Vec<(u64, Value)>,
-    report: &mut FileReport,
-) {
+) -> std::result::Result<Option<Value>, String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
-        return;
+        return Ok(None);
     }
-    let v: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => return report_line(report, line_no, format!("not JSON: {e}")),
-    };
+    if !parser.may_count(line) {
+        // Checked, not built: a line that is not JSON is still reported.
+        return serde_json::from_slice::<serde::de::IgnoredAny>(line)
+            .map(|_| None)
+            .map_err(|e| format!("not JSON: {e}"));
+    }
+    let v: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
     match parser.line(&v, offset) {
-        Line::Record(r) => pending.push((line_no, Value::Object(r))),
-        Line::Skip => {}
-        Line::Bad(reason) => report_line(report, line_no, reason),
+        Line::Record(r) => Ok(Some(Value::Object(r))),
+        Line::Skip => Ok(None),
+        Line::Bad(reason) => Err(reason),
     }
 }
 
 fn report_line(report: &mut FileReport, line: u64, reason: String) {
     ingest::note_rejected(report, line, &reason);
-}
-
-/// Write the pending records: of several with one id (streaming repeats), the highest revision
-/// (the store keeps the highest across imports too).
-fn flush(
-    store: &dyn Store,
-    pending: &mut Vec<(u64, Value)>,
-    report: &mut FileReport,
-    progress: &mut dyn Progress,
-) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let mut best: HashMap<String, usize> = HashMap::new();
-    let mut keep = vec![true; pending.len()];
-    for (i, (_, v)) in pending.iter().enumerate() {
-        let Some(id) = v.get("id").and_then(Value::as_str) else {
-            continue;
-        };
-        let rev = |j: usize| pending[j].1.get("revision").and_then(Value::as_i64);
-        match best.get(id) {
-            Some(&j) if rev(j) >= rev(i) => {
-                keep[i] = false;
-                report.duplicates += 1;
-            }
-            Some(&j) => {
-                keep[j] = false;
-                report.duplicates += 1;
-                best.insert(id.to_owned(), i);
-            }
-            None => {
-                best.insert(id.to_owned(), i);
-            }
-        }
-    }
-    let records: Vec<(u64, Value)> = pending
-        .drain(..)
-        .zip(keep)
-        .filter_map(|(r, k)| k.then_some(r))
-        .collect();
-    let n = records.len() as u64;
-    ingest::write_lines(store, &records, report)?;
-    progress.advance(0, n);
-    Ok(())
 }
