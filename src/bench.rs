@@ -38,6 +38,7 @@ const TOOLS: &[&str] = &[
     "dashboard_get_executions",
     "dashboard_get_anomalies",
     "dashboard_get_budgets",
+    "dashboard_check_budget",
 ];
 
 /// What to run.
@@ -164,14 +165,21 @@ pub fn run(cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> 
 
     let mut tools = Vec::new();
     for tool in TOOLS {
-        let frames: &[&str] = if *tool == "dashboard_get_budgets" {
+        let frames: &[&str] = if matches!(*tool, "dashboard_get_budgets" | "dashboard_check_budget")
+        {
             &["-"]
         } else {
             TIMEFRAMES
         };
         for tf in frames {
             progress(&format!("{tool} {tf}"));
-            let args = args_of(tf);
+            let mut args = args_of(tf);
+            if *tool == "dashboard_check_budget" {
+                // An agent with a budget of its own (weekly) beside the global one.
+                let agent = d.store.read(|c| c.first_agent_ids(1))?;
+                args.insert("agentId".into(), json!(agent.first()));
+                args.insert("estimatedCostUsd".into(), json!(3));
+            }
             let fresh = || Dashboard::new(store.clone(), Clock::Fixed(now), Zone::default());
             let first_ms = {
                 let fresh = fresh();

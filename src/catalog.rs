@@ -55,7 +55,7 @@ pub fn output_schema<T: JsonSchema>() -> JsonObject {
 }
 
 /// Drop what costs every agent prompt bytes and tells it nothing: number `format`s, `default:
-/// null`, and (in inputs) the `null` alternative of optional fields.
+/// null`, (in inputs) the `null` alternative of optional fields, (in answers) `minimum: 0`.
 fn slim(v: &mut Value, input: bool) {
     match v {
         Value::Object(o) => {
@@ -69,6 +69,10 @@ fn slim(v: &mut Value, input: bool) {
                         o.insert("type".into(), rest[0].clone());
                     }
                 }
+            }
+            // An answer's integers are counts: `minimum: 0` on each tells an agent nothing.
+            if !input && o.get("minimum") == Some(&Value::from(0)) {
+                o.remove("minimum");
             }
             // After the collapse above, so that an optional string keeps its format.
             if o.get("format").is_some_and(|f| f.is_string())
@@ -150,33 +154,37 @@ macro_rules! spec {
 pub fn specs() -> Vec<ToolSpec> {
     vec![
         spec!("dashboard_get_overview", "Usage overview",
-            "Totals of one time window: cost (USD), calls, tokens, active agents, success rate, errors, latency (avg, p95), calls per hour, trends against the previous window of the same length, and the top agent. Start here for \"what did my agents spend / how are they doing\". For per-agent or per-model figures use dashboard_get_agents or dashboard_get_models; for a chart, dashboard_get_timeline.",
+            "Totals of a window: cost (USD), calls, tokens, agents, success rate, errors, latency (avg, p95), trends against the previous window, top agent, budget and anomaly counts. Start here for \"what did my agents spend\"; per agent or model: dashboard_get_agents / dashboard_get_models.",
             write: false, destructive: false, idempotent: true,
             OverviewInput => OverviewOutput, Dashboard::overview),
         spec!("dashboard_get_agents", "Agents ranked",
-            "Agents active in a window with their cost, calls, tokens, average cost, success rate, errors and change from the previous window; sorted (cost by default) and paged. Use it for \"which agents spend most / fail most\". For one agent's totals use dashboard_get_overview with agentId.",
+            "Agents of a window with cost, calls, tokens, success rate, errors and change from the previous window; sorted (cost by default), paged. For \"which agents spend or fail most\".",
             write: false, destructive: false, idempotent: true,
             AgentsInput => AgentsOutput, Dashboard::agents),
         spec!("dashboard_get_models", "Models ranked",
-            "Models used in a window with cost, calls, tokens, cost per call, success rate, mean latency and share of total cost, most expensive first; optionally for one agent. Use it for \"which models cost most\".",
+            "Models of a window with cost, calls, tokens, cost per call, success rate, latency and share of cost, most expensive first; optionally for one agent.",
             write: false, destructive: false, idempotent: true,
             ModelsInput => ModelsOutput, Dashboard::models),
         spec!("dashboard_get_timeline", "Time series",
-            "One metric (cost, calls, tokens, errors or mean latency) per minute, hour or day bucket over a window, with total, average and peak, optionally split by the top 10 agents or models. Use it to chart a trend or find when something happened; for window totals use dashboard_get_overview.",
+            "One metric per minute, hour or day over a window, with total, average and peak, optionally split by the top 10 agents or models. To chart a trend or find when something happened.",
             write: false, destructive: false, idempotent: true,
             TimelineInput => TimelineOutput, Dashboard::timeline),
         spec!("dashboard_get_anomalies", "Anomalies",
-            "Hours where an agent's cost, calls, tokens, error rate or latency broke from its own history (robust z-score against the same hour on previous days), newest first, with severity and a one-line explanation. Use it for \"is anything unusual?\"; for raw series use dashboard_get_timeline.",
+            "Hours where an agent's cost, calls, tokens, error rate or latency broke from its own history, newest first, with severity and a one-line explanation. For \"is anything unusual?\".",
             write: false, destructive: false, idempotent: true,
             AnomaliesInput => AnomaliesOutput, Dashboard::anomalies),
         spec!("dashboard_get_executions", "Execution log",
-            "Individual executions in a window, newest first: time, agent, model, latency, cost, tokens, success and error; filter by agent, model or status, paged. Use it to inspect failures or expensive calls behind a figure; for sums use the other tools.",
+            "Executions of a window, newest first (time, agent, model, latency, cost, tokens, outcome), filtered by agent, model or status, paged: the calls behind a figure.",
             write: false, destructive: false, idempotent: true,
             ExecutionsInput => ExecutionsOutput, Dashboard::executions),
         spec!("dashboard_get_budgets", "Budgets",
-            "Spending budgets (global or per agent, per day, ISO week or month) with spent, percent used, projected spend at period end, on-track flag, status (ok, warning, exceeded) and alert thresholds crossed. Use it for \"will we stay within budget\"; set budgets with dashboard_set_budget.",
+            "Budgets (global or per agent; day, ISO week or month) with spent, percent used, projected spend, on-track, status and thresholds crossed. For \"will we stay within budget\".",
             write: false, destructive: false, idempotent: true,
             BudgetsInput => BudgetsOutput, Dashboard::budgets),
+        spec!("dashboard_check_budget", "Check budget",
+            "May this agent spend estimatedCostUsd now? Call it before a costly step: allowed, the budget that blocks (its own or the global one) and why. Advisory.",
+            write: false, destructive: false, idempotent: true,
+            CheckBudgetInput => CheckBudgetOutput, Dashboard::check_budget),
         ToolSpec {
             run: set_budget,
             ..spec!("dashboard_set_budget", "Set budget",

@@ -878,7 +878,8 @@ fn scripts_test_runs_the_binary_of_cargo_target_dir() {
             "cargo test --locked --features pg-tests --lib --test anomalies --test budgets \
              --test contracts --test crosscheck --test errors --test exactness --test fixture \
              --test hardening --test http --test http_hardening --test ingest --test jsonrpc \
-             --test limits --test otlp --test replicas --test sources --test time_order"
+             --test limits --test otlp --test replicas --test sources --test time_order \
+             --test budget_check"
                 .to_owned(),
             format!("python BIN={bin} sqlite"),
             format!("python BIN={bin} postgres"),

@@ -126,7 +126,11 @@ fn read_tools() -> Vec<(&'static str, String)> {
         .into_iter()
         .filter(|s| !s.write)
         .map(|s| {
-            let short = s.name.strip_prefix("dashboard_get_").unwrap_or(s.name);
+            let short = s
+                .name
+                .strip_prefix("dashboard_get_")
+                .or_else(|| s.name.strip_prefix("dashboard_"))
+                .unwrap_or(s.name);
             (s.name, format!("/api/dashboard/{short}"))
         })
         .collect()
@@ -169,6 +173,16 @@ fn parameter_sets(tool: &str, agent: &str, model: &str) -> Vec<Vec<(&'static str
         sets.push(vec![
             ("start", "2026-02-25T00:00:00Z".into()),
             ("end", "2026-02-27T06:00:00Z".into()),
+        ]);
+    }
+    if props.iter().any(|p| p == "estimatedCostUsd") {
+        sets.push(vec![
+            ("agentId", agent.into()),
+            ("estimatedCostUsd", "2.5".into()),
+        ]);
+        sets.push(vec![
+            ("agentId", agent.into()),
+            ("estimatedCostUsd", "-1".into()),
         ]);
     }
     for (name, value) in candidates {
@@ -304,6 +318,28 @@ async fn rest_answers_equal_the_catalog_and_the_cli_and_match_openapi() {
             }
         }
         assert!(checked >= 30, "only {checked} parameter sets checked");
+        // The budget check also answers at /api/budgets/check.
+        let params = [
+            ("agentId", agent.clone()),
+            ("estimatedCostUsd", "2.5".to_owned()),
+        ];
+        let body = http
+            .get(s.url("/api/budgets/check"))
+            .query(&params)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let direct = catalog::call(
+            &s.dashboard,
+            false,
+            "dashboard_check_budget",
+            Some(as_args(&params)),
+        )
+        .unwrap();
+        assert_eq!(body, serde_json::to_string(&direct).unwrap());
         s.shutdown().await;
     })
     .await;

@@ -76,7 +76,7 @@ fn div_round(n: i128, d: i128) -> i128 {
 
 /// `spent / limit × 100` as the double nearest the exact quotient (multiplying first keeps
 /// 11 of 20 at 55, not 55.00000000000001).
-fn percent_of(spent: i128, limit: i128) -> f64 {
+pub(super) fn percent_of(spent: i128, limit: i128) -> f64 {
     (spent * 100) as f64 / limit as f64
 }
 

@@ -3,6 +3,7 @@
 
 mod agents;
 pub mod anomalies;
+mod budget_check;
 mod budgets;
 mod executions;
 pub mod memo;

@@ -76,6 +76,9 @@ pub(crate) fn routes() -> Vec<RestRoute> {
             if spec.name == BUDGETS_TOOL {
                 out.push(route(Method::GET, "/api/budgets".into(), Kind::Query));
             }
+            if spec.name == "dashboard_check_budget" {
+                out.push(route(Method::GET, "/api/budgets/check".into(), Kind::Query));
+            }
         } else if spec.name == SET_BUDGET_TOOL {
             out.push(route(
                 Method::PUT,

@@ -142,7 +142,7 @@ fn lenient_thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetsOutput {
-    /// The instant the budgets were evaluated at (RFC 3339, UTC).
+    /// When the budgets were evaluated (UTC).
     pub as_of: String,
     /// The time zone that periods follow (IANA name).
     pub time_zone: String,
@@ -160,13 +160,13 @@ pub struct BudgetEntry {
     pub limit_usd: f64,
     pub period: BudgetPeriod,
     pub alert_thresholds: Vec<u32>,
-    /// The current period `[periodStart, periodEnd)`, RFC 3339 in the configured zone.
+    /// The current period, in the configured zone.
     pub period_start: String,
     pub period_end: String,
     /// USD spent from periodStart to now.
     pub spent: f64,
     pub percent_used: f64,
-    /// USD expected by periodEnd at the current run-rate (trailing 24 h early in the period).
+    /// USD expected by periodEnd at the current run-rate.
     pub projected: f64,
     /// projected ≤ limit, and not yet spent up.
     pub on_track: bool,
@@ -184,14 +184,13 @@ pub struct SetBudgetOutput {
     pub budget: Option<BudgetEntry>,
 }
 
-/// The overview's budget summary: the global budget, else the agent budgets summed (with an
-/// agentId filter: that agent's budget).
+/// The global budget, else the agent budgets summed (with agentId: its own).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OverviewBudgetStatus {
     /// Null when no budget applies.
     pub total_limit: Option<f64>,
-    /// USD spent in the budgets' current periods (with no budget: in the window).
+    /// USD spent this budget period (no budget: in the window).
     pub total_spent: f64,
     pub percent_used: Option<f64>,
     pub on_track: bool,
@@ -203,7 +202,7 @@ pub struct OverviewBudgetStatus {
 pub struct AgentBudgetStatus {
     /// Null when the agent has no budget of its own.
     pub limit: Option<f64>,
-    /// USD spent in the budget's current period (with no budget: in the window).
+    /// USD spent this budget period (no budget: in the window).
     pub spent: f64,
     pub percent_used: Option<f64>,
     /// The budget's period; null with no budget.

@@ -13,6 +13,8 @@ use crate::string_enum;
 mod anomalies;
 pub use anomalies::*;
 
+mod budget_check;
+pub use budget_check::*;
 mod budgets;
 pub use budgets::*;
 
@@ -82,14 +84,14 @@ macro_rules! windowed_input {
         #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct $name {
-            /// hour | day (default) | week | month (30 d) | quarter (90 d), ending at `end`.
+            /// Default day; month 30 d, quarter 90 d.
             #[serde(default)]
             pub timeframe: Option<$crate::wire::Timeframe>,
-            /// Custom window start, RFC 3339 (overrides timeframe).
+            /// Window start, RFC 3339 (overrides timeframe).
             #[serde(default, deserialize_with = "crate::input::lenient_string")]
             #[schemars(extend("format" = "date-time"))]
             pub start: Option<String>,
-            /// Custom window end, RFC 3339, exclusive (default now).
+            /// Window end, exclusive (default now).
             #[serde(default, deserialize_with = "crate::input::lenient_string")]
             #[schemars(extend("format" = "date-time"))]
             pub end: Option<String>,
@@ -298,7 +300,7 @@ impl Default for TimestampValue {
 // ---------------------------------------------------------------------------------------------
 // Outputs
 
-/// The resolved window `[start, end)`, RFC 3339 UTC.
+/// The window [start, end), UTC.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Period {
     pub start: String,
@@ -312,7 +314,7 @@ pub struct Pagination {
     pub limit: u64,
     pub offset: u64,
     pub has_more: bool,
-    /// Offset of the next page, or null on the last one.
+    /// Null on the last page.
     pub next_offset: Option<u64>,
 }
 
@@ -323,7 +325,7 @@ pub struct OverviewOutput {
     pub summary: OverviewSummary,
     pub trends: OverviewTrends,
     pub budget_status: OverviewBudgetStatus,
-    /// Anomalies in the same window (see dashboard_get_anomalies).
+    /// Anomaly counts of the window.
     pub anomalies: AnomalySummary,
 }
 
@@ -335,13 +337,11 @@ pub struct OverviewSummary {
     pub total_tokens: u64,
     pub active_agents: u64,
     pub period: Period,
-    /// Percent of calls that succeeded; null with no calls.
+    /// % of calls that succeeded; null with no calls.
     pub success_rate: Option<f64>,
     pub error_count: u64,
     pub avg_latency_ms: Option<f64>,
-    /// 95th percentile of the known durations: the exact nearest-rank value up to 20,000 timed
-    /// executions in the window (or a window without a whole hour); above, estimated from
-    /// latency histograms, within 0.7 % (relative) of the nearest-rank value.
+    /// Exact (nearest rank) up to 20,000 timed calls, else from histograms, within 0.7 %.
     pub p95_latency_ms: Option<f64>,
     pub calls_per_hour: f64,
     /// Part of totalCost estimated from tokens and prices.
@@ -354,7 +354,7 @@ pub struct OverviewSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OverviewTrends {
-    /// Percent change from the previous period of the same length; null when that was 0.
+    /// % change from the previous window; null when that was 0.
     pub cost_trend: Option<f64>,
     pub calls_trend: Option<f64>,
     pub tokens_trend: Option<f64>,
@@ -443,14 +443,14 @@ pub struct TimelineOutput {
     pub metric: TimelineMetric,
     pub series: Vec<TimelinePoint>,
     pub aggregate: TimelineAggregate,
-    /// True when the series was cut to keep the result under 80 KB; continue with `start = nextStart`.
+    /// Cut at 80 KB: continue with start = nextStart.
     pub has_more: bool,
     pub next_start: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct TimelinePoint {
-    /// Bucket start (the first and last bucket may be partial).
+    /// Bucket start (edge buckets may be partial).
     pub timestamp: String,
     /// Null only for latency in a bucket without timed calls.
     pub value: Option<f64>,
@@ -502,9 +502,7 @@ pub struct ExecutionItem {
     pub task_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Present only when this execution's `metadata` was left out because the execution alone
-    /// would not fit in one result (80 KB): the size of the metadata in bytes. Only records
-    /// stored before ingest capped `metadata` can be that large.
+    /// Set when `metadata` (this many bytes) was left out to fit the 80 KB cap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_omitted_bytes: Option<u64>,
 }
