@@ -49,16 +49,27 @@ fn write_batch(
 fn count(parsed: &Parsed, outcomes: &[Outcome], report: &mut FileReport) {
     let mut outcomes = outcomes.iter();
     for (line, r) in parsed {
-        match r {
-            Ok(_) => match outcomes.next() {
-                Some(Outcome::Inserted) => report.accepted += 1,
-                Some(Outcome::Duplicate) => report.duplicates += 1,
-                Some(Outcome::Replaced) => report.replaced += 1,
-                Some(Outcome::Refused(reason)) => reject(report, *line, reason),
-                None => {}
-            },
-            Err(reason) => reject(report, *line, reason),
-        }
+        tally(report, *line, r, &mut outcomes);
+    }
+}
+
+/// Count one record (`line`) into `report`: a good one by the next of the store's `outcomes`,
+/// a bad one rejected with its reason.
+fn tally<'o>(
+    report: &mut FileReport,
+    line: u64,
+    r: &std::result::Result<Execution, String>,
+    outcomes: &mut impl Iterator<Item = &'o Outcome>,
+) {
+    match r {
+        Ok(_) => match outcomes.next() {
+            Some(Outcome::Inserted) => report.accepted += 1,
+            Some(Outcome::Duplicate) => report.duplicates += 1,
+            Some(Outcome::Replaced) => report.replaced += 1,
+            Some(Outcome::Refused(reason)) => reject(report, line, reason),
+            None => {}
+        },
+        Err(reason) => reject(report, line, reason),
     }
 }
 
@@ -104,17 +115,7 @@ pub fn write_lines(
     };
     let mut outcomes = outcomes.iter();
     for (file, line, r) in &parsed {
-        let report = &mut reports[*file];
-        match r {
-            Ok(_) => match outcomes.next() {
-                Some(Outcome::Inserted) => report.accepted += 1,
-                Some(Outcome::Duplicate) => report.duplicates += 1,
-                Some(Outcome::Replaced) => report.replaced += 1,
-                Some(Outcome::Refused(reason)) => reject(report, *line, reason),
-                None => {}
-            },
-            Err(reason) => reject(report, *line, reason),
-        }
+        tally(&mut reports[*file], *line, r, &mut outcomes);
     }
     for (file, u) in unknown {
         for (k, n) in u.0 {

@@ -152,52 +152,37 @@ impl Pending {
 
     /// Count one stored execution, as the rollups see it.
     pub fn add_stored(&mut self, s: &Stored) {
-        let hour = s.ts.div_euclid(HOUR);
-        self.sums
-            .entry((hour, s.agent, s.model))
-            .or_default()
-            .add(&Cell::of(
-                s.success,
-                s.tokens,
-                s.cost,
-                s.duration_ms,
-                s.cost_source,
-            ));
-        self.agent_hours.entry((hour, s.agent)).or_default().add(
-            s.success,
-            s.tokens.iter().sum(),
-            s.cost,
-            s.duration_ms,
-        );
-        if let Some(d) = s.duration_ms {
-            let b = latency_bucket(d);
-            for key in [(s.agent, hour), (0, hour)] {
-                *self.latency.entry(key).or_default().entry(b).or_default() += 1;
-            }
-        }
+        self.count(s, 1);
     }
 
-    /// Take a stored execution back out (it is being replaced).
+    /// Take a stored execution back out (it is being replaced or repriced). The detector's
+    /// maxima cannot be taken back: `tidy` recomputes them.
     pub fn remove(&mut self, s: &Stored) {
+        self.count(s, -1);
+        self.emptied.insert((s.ts.div_euclid(HOUR), s.agent));
+    }
+
+    /// Add (`sign` 1) or take out (−1) one execution everywhere it is counted.
+    fn count(&mut self, s: &Stored, sign: i64) {
         let hour = s.ts.div_euclid(HOUR);
         let cell = Cell::of(s.success, s.tokens, s.cost, s.duration_ms, s.cost_source);
         self.sums
             .entry((hour, s.agent, s.model))
             .or_default()
-            .add(&cell.negated());
-        self.agent_hours.entry((hour, s.agent)).or_default().remove(
-            s.success,
-            s.tokens.iter().sum(),
-            s.cost,
-            s.duration_ms,
-        );
+            .add(&if sign > 0 { cell } else { cell.negated() });
+        let sums = self.agent_hours.entry((hour, s.agent)).or_default();
+        let tokens = s.tokens.iter().sum();
+        if sign > 0 {
+            sums.add(s.success, tokens, s.cost, s.duration_ms);
+        } else {
+            sums.remove(s.success, tokens, s.cost, s.duration_ms);
+        }
         if let Some(d) = s.duration_ms {
             let b = latency_bucket(d);
             for key in [(s.agent, hour), (0, hour)] {
-                *self.latency.entry(key).or_default().entry(b).or_default() -= 1;
+                *self.latency.entry(key).or_default().entry(b).or_default() += sign;
             }
         }
-        self.emptied.insert((hour, s.agent));
     }
 
     /// Add everything counted to the rollup tables, in `tx`.
