@@ -40,6 +40,7 @@ READ_TOOLS = {
     "dashboard_get_executions",
     "dashboard_get_budgets",
     "dashboard_get_anomalies",
+    "dashboard_check_budget",
 }
 WRITE_TOOLS = {"dashboard_record_usage", "dashboard_set_budget"}
 # Arguments per tool; tools not listed are called with {}.
@@ -48,6 +49,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "dashboard_get_agents": {"sortBy": "calls", "limit": "2"},  # a number as a string is forgiven
     "dashboard_get_executions": {"status": "error"},
     "dashboard_get_anomalies": {"timeframe": "week"},
+    "dashboard_check_budget": {"agentId": "alpha", "estimatedCostUsd": "$2.5"},
     "dashboard_record_usage": {
         "records": [{"id": "py-1", "timestamp": "2026-11-20T10:00:00Z", "agentId": "py", "model": "m", "cost": 0.5}]
     },
