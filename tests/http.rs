@@ -3,6 +3,8 @@
 //! `query` CLI byte for byte, validate against `/openapi.json`, and the guard, limits, live
 //! stream and graceful shutdown must hold.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,21 +17,18 @@ use dashboard_mcp::{ingest, Dashboard};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
+
+use common::served::{client, serve, within, Served};
 
 const NOW: &str = "2026-03-01T12:00:00Z";
 const TOKEN: &str = "s3cret-token";
-/// Every test finishes within this, or fails.
-const TEST_LIMIT: Duration = Duration::from_secs(120);
 
 /// A server running in-process on its own database.
 struct Running {
-    base: String,
+    served: Served,
     db: String,
     dashboard: Dashboard,
     allow_writes: bool,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -71,53 +70,24 @@ async fn start(opts: Options) -> Running {
         };
         ingest::insert_all(&*dashboard.store, demo::generate(&cfg, dashboard.now())).unwrap();
     }
-    let mut config = HttpConfig::new("127.0.0.1:0");
-    (opts.config)(&mut config);
-    let server = DashboardServer::new(dashboard.clone(), opts.allow_writes);
-    let http = HttpServer::bind(server, config).await.expect("bind");
-    let base = format!("http://{}", http.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(http.run(async move {
-        let _ = stopped.await;
-    }));
+    let served = serve(dashboard.clone(), opts.allow_writes, opts.config).await;
     Running {
-        base,
+        served,
         db,
         dashboard,
         allow_writes: opts.allow_writes,
-        stop: Some(stop),
-        done,
         _dir: dir,
     }
 }
 
 impl Running {
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
-    /// Stop the server and wait for it to finish.
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(15), &mut self.done)
-            .await
-            .expect("the server stops within 15 s")
-            .expect("server task")
-            .expect("server result");
+    async fn shutdown(self) {
+        self.served.shutdown().await
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-async fn within<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("the test finishes in time");
 }
 
 /// The REST path of each read tool of the catalog (whatever it holds).

@@ -17,64 +17,33 @@ use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
-const TEST_LIMIT: Duration = Duration::from_secs(120);
+use common::served::{client, serve, within, Served};
 
 struct Running {
-    addr: SocketAddr,
+    served: Served,
     dashboard: Dashboard,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
     _env: common::Env,
 }
 
 async fn start(allow_writes: bool, configure: impl FnOnce(&mut HttpConfig)) -> Running {
     let (env, _) = common::fixture();
-    let mut config = HttpConfig::new("127.0.0.1:0");
-    configure(&mut config);
-    let server = DashboardServer::new(env.dashboard.clone(), allow_writes);
-    let http = HttpServer::bind(server, config).await.expect("bind");
-    let addr = http.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(http.run(async move {
-        let _ = stopped.await;
-    }));
+    let served = serve(env.dashboard.clone(), allow_writes, configure).await;
     Running {
-        addr,
+        served,
         dashboard: env.dashboard.clone(),
-        stop: Some(stop),
-        done,
         _env: env,
     }
 }
 
 impl Running {
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.served.url(path)
     }
 
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(15), &mut self.done)
-            .await
-            .expect("the server stops within 15 s")
-            .expect("server task")
-            .expect("server result");
+    async fn shutdown(self) {
+        self.served.shutdown().await
     }
-}
-
-async fn within<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("the test finishes in time");
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
 }
 
 /// Connect and send `bytes`, nothing more.
@@ -173,7 +142,7 @@ async fn half_sent_headers_are_closed_and_healthz_answers_at_the_connection_limi
         for _ in 0..8 {
             half.push(
                 send(
-                    s.addr,
+                    s.served.addr,
                     b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
                 )
                 .await,
@@ -183,7 +152,7 @@ async fn half_sent_headers_are_closed_and_healthz_answers_at_the_connection_limi
         }
         // Every place is held by a half-sent head; /healthz answers at once all the same.
         let asked = Instant::now();
-        let (status, _, body) = exchange(s.addr, &get("/healthz")).await;
+        let (status, _, body) = exchange(s.served.addr, &get("/healthz")).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
         assert!(
             asked.elapsed() < Duration::from_millis(900),
@@ -212,7 +181,11 @@ async fn half_sent_headers_are_closed_and_healthz_answers_at_the_connection_limi
 async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     within(async {
         let s = start(false, |c| c.header_read_timeout = Duration::from_secs(1)).await;
-        let mut c = send(s.addr, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+        let mut c = send(
+            s.served.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        )
+        .await;
         let (status, head, _) = read_answer(&mut c).await;
         assert_eq!(status, 200);
         assert!(!head.to_ascii_lowercase().contains("connection: close"));
@@ -241,7 +214,7 @@ async fn when_every_connection_is_busy_a_new_one_gets_a_json_503() {
         let s = start(false, |c| c.max_connections = 2).await;
         let open_stream = || async {
             let mut c = send(
-                s.addr,
+                s.served.addr,
                 b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             )
             .await;
@@ -252,7 +225,7 @@ async fn when_every_connection_is_busy_a_new_one_gets_a_json_503() {
         };
         let first = open_stream().await;
         let _second = open_stream().await;
-        let (status, head, body) = exchange(s.addr, &get("/healthz")).await;
+        let (status, head, body) = exchange(s.served.addr, &get("/healthz")).await;
         assert_eq!(status, 503, "{head}");
         assert_eq!(error_of(&body).0, "busy");
         assert!(head.to_ascii_lowercase().contains("retry-after: 1"));
@@ -260,7 +233,7 @@ async fn when_every_connection_is_busy_a_new_one_gets_a_json_503() {
         drop(first);
         let freed = Instant::now();
         loop {
-            let (status, _, body) = exchange(s.addr, &get("/healthz")).await;
+            let (status, _, body) = exchange(s.served.addr, &get("/healthz")).await;
             if status == 200 {
                 assert_eq!(body["status"], "ok");
                 break;
@@ -279,7 +252,7 @@ async fn oversized_and_malformed_requests_get_json_errors() {
         let s = start(false, |_| {}).await;
         // Over our limit, under hyper's: the guard's 414, with the length.
         let target = format!("/api/dashboard/overview?agentId={}", "a".repeat(20_000));
-        let (status, _, body) = exchange(s.addr, &get(&target)).await;
+        let (status, _, body) = exchange(s.served.addr, &get(&target)).await;
         assert_eq!(status, 414);
         assert_eq!(
             error_of(&body),
@@ -301,7 +274,7 @@ async fn oversized_and_malformed_requests_get_json_errors() {
         assert_eq!(resp.status(), StatusCode::OK);
         // Over hyper's own 65,534-byte request line: hyper answers, in JSON.
         let target = format!("/api/dashboard/overview?timeframe={}", "d".repeat(100_000));
-        let (status, head, body) = exchange(s.addr, &get(&target)).await;
+        let (status, head, body) = exchange(s.served.addr, &get(&target)).await;
         assert_eq!(status, 414);
         assert!(head.to_ascii_lowercase().contains("connection: close"));
         let (code, message, field) = error_of(&body);
@@ -313,12 +286,12 @@ async fn oversized_and_malformed_requests_get_json_errors() {
             request.push_str(&format!("X-Field-{i}: {i}\r\n"));
         }
         request.push_str("\r\n");
-        let (status, _, body) = exchange(s.addr, request.as_bytes()).await;
+        let (status, _, body) = exchange(s.served.addr, request.as_bytes()).await;
         assert_eq!(status, 431);
         assert_eq!(error_of(&body).0, "headers_too_large");
         assert_eq!(error_of(&body).2, Some("headers"));
         // Not HTTP at all: hyper's 400, in JSON.
-        let (status, _, body) = exchange(s.addr, b"HELLO THERE\r\n\r\n").await;
+        let (status, _, body) = exchange(s.served.addr, b"HELLO THERE\r\n\r\n").await;
         assert_eq!(status, 400);
         assert_eq!(error_of(&body).0, "bad_request");
         // The server still serves.

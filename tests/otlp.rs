@@ -4,11 +4,11 @@
 //! out by hand; bad requests get 415, 413 and 400 with a google.rpc.Status; without
 //! --allow-writes nothing is accepted.
 
-use std::io::Write;
-use std::time::Duration;
+mod common;
 
-use dashboard_mcp::http::{HttpConfig, HttpServer};
-use dashboard_mcp::mcp::DashboardServer;
+use std::io::Write;
+
+use dashboard_mcp::http::HttpConfig;
 use dashboard_mcp::sources::otlp::RpcStatus;
 use dashboard_mcp::time::{parse_rfc3339, Clock, Zone};
 use dashboard_mcp::Dashboard;
@@ -21,18 +21,16 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
+
+use common::served::{client, serve, within, Served};
 
 const NOW: &str = "2026-03-01T12:00:00Z";
 /// 2026-03-01T10:00:00Z in nanoseconds (1,772,359,200 s).
 const TEN: u64 = 1_772_359_200_000_000_000;
 const SECOND: u64 = 1_000_000_000;
-const TEST_LIMIT: Duration = Duration::from_secs(120);
 
 struct Running {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    served: Served,
     _dir: tempfile::TempDir,
 }
 
@@ -43,36 +41,19 @@ async fn start(allow_writes: bool, config: impl FnOnce(&mut HttpConfig)) -> Runn
         Clock::Fixed(parse_rfc3339("now", NOW).unwrap()),
         Zone::default(),
     );
-    let mut cfg = HttpConfig::new("127.0.0.1:0");
-    config(&mut cfg);
-    let http = HttpServer::bind(DashboardServer::new(dashboard, allow_writes), cfg)
-        .await
-        .expect("bind");
-    let base = format!("http://{}", http.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(http.run(async move {
-        let _ = stopped.await;
-    }));
     Running {
-        base,
-        stop: Some(stop),
-        done,
+        served: serve(dashboard, allow_writes, config).await,
         _dir: dir,
     }
 }
 
 impl Running {
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(15), &mut self.done)
-            .await
-            .expect("the server stops within 15 s")
-            .expect("server task")
-            .expect("server result");
+    async fn shutdown(self) {
+        self.served.shutdown().await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -96,19 +77,6 @@ impl Running {
         }
         req.send().await.unwrap()
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-async fn within<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("the test finishes in time");
 }
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {

@@ -313,13 +313,11 @@ fn a_grown_codex_file_keeps_its_running_totals_between_imports() {
     assert_eq!(agents(&env), codex_expected());
 }
 
-#[test]
-fn answers_say_how_much_is_estimated_and_which_models_have_no_price() {
-    let env = empty(NOW);
-    import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
-    // Two records without a cost: one of a model the table has no price for.
-    let r = call(
-        &env,
+/// Two records of agent `bench` without a cost: 500 + 20 tokens of `my-local-llama` (no price
+/// in the table) and 1000 + 100 of gpt-5 ($1.25 / $10 per M: 2250 µ$).
+fn record_local_calls(env: &Env) -> Value {
+    call(
+        env,
         "dashboard_record_usage",
         json!({"records": [
             {"id": "local-1", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
@@ -328,8 +326,15 @@ fn answers_say_how_much_is_estimated_and_which_models_have_no_price() {
              "model": "gpt-5", "promptTokens": 1000, "completionTokens": 100}
         ]}),
     )
-    .unwrap();
-    assert_eq!(r["accepted"], 2);
+    .unwrap()
+}
+
+#[test]
+fn answers_say_how_much_is_estimated_and_which_models_have_no_price() {
+    let env = empty(NOW);
+    import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
+    // Two records without a cost: one of a model the table has no price for.
+    assert_eq!(record_local_calls(&env)["accepted"], 2);
     let o = call(
         &env,
         "dashboard_get_overview",
@@ -428,22 +433,13 @@ fn serve_watch_ingests_new_lines_within_two_seconds() {
 /// exactly, with every total; reported costs stay.
 #[test]
 fn a_newer_price_table_reprices_exactly_what_it_changes() {
-    use dashboard_mcp::prices::{PriceTable, Tokens};
+    use dashboard_mcp::ingest::price::tokens_of;
+    use dashboard_mcp::prices::PriceTable;
     use dashboard_mcp::store::Priceable;
 
     let env = empty(NOW);
     import(&env, Kind::ClaudeCode, &[fixtures("claude-code")]);
-    call(
-        &env,
-        "dashboard_record_usage",
-        json!({"records": [
-            {"id": "local-1", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
-             "model": "my-local-llama", "promptTokens": 500, "completionTokens": 20},
-            {"id": "local-2", "timestamp": "2025-10-01T11:00:00Z", "agentId": "bench",
-             "model": "gpt-5", "promptTokens": 1000, "completionTokens": 100}
-        ]}),
-    )
-    .unwrap();
+    record_local_calls(&env);
     // Sonnet 4.5 at twice its prices, and a price for the local model.
     let newer = PriceTable::builtin().merged(
         &PriceTable::from_litellm_json(
@@ -456,18 +452,7 @@ fn a_newer_price_table_reprices_exactly_what_it_changes() {
         )
         .unwrap(),
     );
-    let pricer = |p: &Priceable<'_>| {
-        newer.cost_nanos(
-            p.model,
-            &Tokens {
-                input: p.prompt,
-                output: p.completion,
-                cache_read: p.cache_read,
-                cache_write_5m: p.cache_write - p.cache_write_1h,
-                cache_write_1h: p.cache_write_1h,
-            },
-        )
-    };
+    let pricer = |p: &Priceable<'_>| newer.cost_nanos(p.model, &tokens_of(p));
     let r = env.dashboard.store.reprice(&pricer).unwrap();
     // Estimated: msg_A, msg_B, msg_C (0 tokens), msg_D, msg_F, gpt-5; unpriced: the llama.
     // Changed: msg_A 810 → 1620 µ$, msg_B 5670 → 11340 µ$, the llama 0 → 500 + 40 = 540 µ$.

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use crate::money::Nanos;
 use crate::prices::{PriceTable, Tokens};
+use crate::store::Priceable;
 
 static ACTIVE: OnceLock<PriceTable> = OnceLock::new();
 
@@ -27,16 +28,18 @@ pub fn estimate(model: &str, tokens: &Tokens) -> Option<Nanos> {
 
 /// The price of a stored execution's tokens with the table in use (`Store::reprice`), within
 /// the cap ingest holds a record's cost to (a larger one is left unpriced rather than stored).
-pub fn pricer(p: &crate::store::Priceable<'_>) -> Option<Nanos> {
-    estimate(
-        p.model,
-        &Tokens {
-            input: p.prompt,
-            output: p.completion,
-            cache_read: p.cache_read,
-            cache_write_5m: p.cache_write - p.cache_write_1h,
-            cache_write_1h: p.cache_write_1h,
-        },
-    )
-    .filter(|n| *n <= super::MAX_COST_NANOS)
+pub fn pricer(p: &Priceable<'_>) -> Option<Nanos> {
+    estimate(p.model, &tokens_of(p)).filter(|n| *n <= super::MAX_COST_NANOS)
+}
+
+/// A stored execution's tokens as the price table prices them (the cache writes split into
+/// their 5-minute and 1-hour parts).
+pub fn tokens_of(p: &Priceable<'_>) -> Tokens {
+    Tokens {
+        input: p.prompt,
+        output: p.completion,
+        cache_read: p.cache_read,
+        cache_write_5m: p.cache_write - p.cache_write_1h,
+        cache_write_1h: p.cache_write_1h,
+    }
 }

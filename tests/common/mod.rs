@@ -11,6 +11,8 @@ use dashboard_mcp::wire::ImportReport;
 use dashboard_mcp::Dashboard;
 use serde_json::{Map, Value};
 
+pub mod served;
+
 pub const NOW: &str = "2026-11-23T12:00:00Z";
 
 pub struct Env {

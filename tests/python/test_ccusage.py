@@ -42,18 +42,16 @@ def ccusage() -> str:
 def ours_by_day(db: str, source: str, logs: Path) -> dict[str, tuple[int, float]]:
     subprocess.run([BIN, "--db", db, "import", "--from", source, str(logs), "--json"],
                    check=True, capture_output=True, timeout=120)
-    out = subprocess.run([BIN, "--db", db, "--now", "2025-10-08T00:00:00Z", "query", "timeline", "--json",
-                          json.dumps({"start": "2025-09-30T00:00:00Z", "end": "2025-10-08T00:00:00Z",
-                                      "granularity": "day", "metric": "tokens"})],
-                         check=True, capture_output=True, text=True, timeout=60)
-    tokens = json.loads(out.stdout)
-    out = subprocess.run([BIN, "--db", db, "--now", "2025-10-08T00:00:00Z", "query", "timeline", "--json",
-                          json.dumps({"start": "2025-09-30T00:00:00Z", "end": "2025-10-08T00:00:00Z",
-                                      "granularity": "day", "metric": "cost"})],
-                         check=True, capture_output=True, text=True, timeout=60)
-    cost = json.loads(out.stdout)
+    def daily(metric: str) -> list[dict]:
+        args = {"start": "2025-09-30T00:00:00Z", "end": "2025-10-08T00:00:00Z", "granularity": "day",
+                "metric": metric}
+        out = subprocess.run([BIN, "--db", db, "--now", "2025-10-08T00:00:00Z", "query", "timeline", "--json",
+                              json.dumps(args)], check=True, capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout)["series"]
+
+    tokens, cost = daily("tokens"), daily("cost")
     days: dict[str, tuple[int, float]] = {}
-    for t, c in zip(tokens["series"], cost["series"]):
+    for t, c in zip(tokens, cost):
         if t["value"]:
             days[t["timestamp"][:10]] = (int(t["value"]), c["value"])
     return days

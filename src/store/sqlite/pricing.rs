@@ -12,6 +12,7 @@ use crate::store::{Filter, Plan, Pricing};
 use crate::time::{Window, DAY, HOUR};
 
 use super::query::{keys, plan};
+use super::rollup::filter_sql;
 use super::{pos, Reader};
 
 pub fn pricing(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<Pricing>> {
@@ -19,18 +20,7 @@ pub fn pricing(c: &Reader<'_>, w: &Window, f: &Filter) -> Result<Vec<Pricing>> {
         return Ok(Vec::new());
     };
     let plan = plan(c, w, true)?.unwrap_or_else(|| Plan::raw(w));
-    let cond = |prefix: &str, params: &mut Vec<Value>| {
-        let mut sql = String::new();
-        if let Some(a) = k.agent {
-            sql.push_str(&format!(" AND {prefix}agent = ?"));
-            params.push(Value::Integer(a));
-        }
-        if let Some(m) = k.model {
-            sql.push_str(&format!(" AND {prefix}model = ?"));
-            params.push(Value::Integer(m));
-        }
-        sql
-    };
+    let cond = |prefix: &str, params: &mut Vec<Value>| filter_sql(prefix, &k, params);
     // model key → [estimated cost, estimated calls, unpriced calls]
     let mut out: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
     let mut run = |sql: String, params: Vec<Value>| -> Result<()> {

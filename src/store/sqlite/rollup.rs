@@ -147,7 +147,8 @@ const ROLLUP_COLUMNS: &str = "calls, errors,
 /// `ROLLUP_COLUMNS` of the per-agent and per-model rollups (tokens summed already).
 const LEVEL_COLUMNS: &str = "calls, errors, tokens, cost, timed, duration_sum";
 
-fn filter_sql(prefix: &str, k: &Keys, params: &mut Vec<Value>) -> String {
+/// ` AND agent = ? AND model = ?` for the keys a filter resolved to, their values in `params`.
+pub(super) fn filter_sql(prefix: &str, k: &Keys, params: &mut Vec<Value>) -> String {
     let mut sql = String::new();
     if let Some(a) = k.agent {
         sql.push_str(&format!(" AND {prefix}agent = ?"));
