@@ -12,6 +12,7 @@
 //! Engines: `sqlite` (the embedded default, one file) and `postgres` (several servers on one
 //! database). `open` picks one from a location.
 
+pub mod alerts;
 mod plan;
 pub mod postgres;
 pub mod sqlite;
@@ -110,6 +111,9 @@ pub trait Store: Send + Sync {
     /// price table); those whose cost changes are updated, with every rollup, in transactions
     /// of a bounded number of rows (ingest waits for one at most).
     fn reprice(&self, pricer: Pricer<'_>) -> Result<Repriced>;
+
+    /// Alert rules, firing conditions and the event log (`alerts`).
+    fn alerts(&self) -> &dyn alerts::AlertLog;
 }
 
 impl dyn Store + '_ {

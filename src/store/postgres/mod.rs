@@ -12,6 +12,7 @@
 //! - the anomaly memo asks what changed since a generation (`agent_hour.gen`), whichever
 //!   replica wrote it.
 
+mod alerts;
 mod listen;
 mod read;
 mod reprice;
@@ -439,6 +440,10 @@ impl Store for PgStore {
                 Ok(row.get::<_, i64>(0) as u64)
             })
         })
+    }
+
+    fn alerts(&self) -> &dyn super::alerts::AlertLog {
+        self
     }
 
     fn reprice(&self, pricer: super::Pricer<'_>) -> Result<super::Repriced> {

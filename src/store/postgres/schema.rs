@@ -152,6 +152,34 @@ const MIGRATIONS: &[&str] = &[
         state  text,
         PRIMARY KEY (source, path)
      );",
+    // 3: alerts, as SQLite's migration 9: the rules, the conditions firing now, and the event
+    // log with each event's webhook delivery.
+    "CREATE TABLE alert_rules (
+        id         text PRIMARY KEY,
+        spec       text NOT NULL,
+        created_ms bigint NOT NULL
+     );
+     CREATE TABLE alert_firing (
+        rule_id  text NOT NULL,
+        key      text NOT NULL,
+        since_ms bigint NOT NULL,
+        notice   text NOT NULL,
+        PRIMARY KEY (rule_id, key)
+     );
+     CREATE TABLE alert_events (
+        id          bigserial PRIMARY KEY,
+        rule_id     text NOT NULL,
+        key         text NOT NULL,
+        kind        text NOT NULL,
+        at_ms       bigint NOT NULL,
+        notice      text NOT NULL,
+        state       text NOT NULL,
+        attempts    integer NOT NULL DEFAULT 0,
+        next_ms     bigint NOT NULL,
+        last_status integer,
+        last_error  text
+     );
+     CREATE INDEX alert_events_pending ON alert_events (rule_id, id) WHERE state = 'pending';",
 ];
 
 /// Apply the migrations this database has not seen, each in its own transaction.

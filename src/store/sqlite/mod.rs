@@ -6,6 +6,7 @@
 //! Both are blocking calls; async callers run them on tokio's blocking pool (`spawn_blocking`) so
 //! no executor thread ever waits on the disk, and no `Connection` is ever held across an `.await`.
 
+mod alerts;
 mod budgets;
 mod cursors;
 mod ingest;
@@ -420,6 +421,10 @@ impl Store for SqliteStore {
             std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
         };
         Ok(len("") + len("-wal"))
+    }
+
+    fn alerts(&self) -> &dyn super::alerts::AlertLog {
+        self
     }
 
     fn reprice(&self, pricer: super::Pricer<'_>) -> Result<super::Repriced> {

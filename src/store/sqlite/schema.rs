@@ -296,6 +296,38 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, path)
     ) WITHOUT ROWID;
     "#,
+    // 9: alerts (`alerts`, `store::alerts`): the rules (each one JSON spec), the conditions
+    // firing now (one row per rule and key: a crossing fires once), and the event log with each
+    // event's webhook delivery (pending until delivered, failed after the last retry, or
+    // cancelled when its rule changes).
+    r#"
+    CREATE TABLE alert_rules (
+        id         TEXT PRIMARY KEY,
+        spec       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE alert_firing (
+        rule_id  TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        notice   TEXT NOT NULL,
+        PRIMARY KEY (rule_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE alert_events (
+        id          INTEGER PRIMARY KEY,
+        rule_id     TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        notice      TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_ms     INTEGER NOT NULL,
+        last_status INTEGER,
+        last_error  TEXT
+    );
+    CREATE INDEX alert_events_pending ON alert_events (rule_id, id) WHERE state = 'pending';
+    "#,
 ];
 
 /// Work a migration does beyond its SQL, in the same transaction.
