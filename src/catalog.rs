@@ -185,6 +185,10 @@ pub fn specs() -> Vec<ToolSpec> {
             "May this agent spend estimatedCostUsd now? Call it before a costly step: allowed, the budget that blocks (its own or the global one) and why. Advisory.",
             write: false, destructive: false, idempotent: true,
             CheckBudgetInput => CheckBudgetOutput, Dashboard::check_budget),
+        spec!("dashboard_get_alerts", "Alerts",
+            "Alert rules, what is firing now, and recent alerts with their webhook delivery.",
+            write: false, destructive: false, idempotent: true,
+            AlertsInput => AlertsOutput, Dashboard::alerts),
         ToolSpec {
             run: set_budget,
             ..spec!("dashboard_set_budget", "Set budget",
@@ -192,6 +196,10 @@ pub fn specs() -> Vec<ToolSpec> {
                 write: true, destructive: true, idempotent: true,
                 SetBudgetInput => SetBudgetOutput, Dashboard::set_budget)
         },
+        spec!("dashboard_set_alert", "Set alert",
+            "Create or replace an alert rule, or remove one (id, remove: true). It posts to url (generic JSON, or slack) when a budget crosses a threshold (budgetThreshold) or is projected over its limit (budgetProjection), an anomaly at or above anomalySeverity appears, or the error rate (errorRatePercent, minCalls) or cost (costUsd) over window reaches the level; once per crossing, and again when it clears. Scope: every agent, agentId or model.",
+            write: true, destructive: true, idempotent: true,
+            SetAlertInput => SetAlertOutput, Dashboard::set_alert),
         spec!("dashboard_record_usage", "Record usage",
             "Store a batch of executions (1..10000 records: timestamp, agentId, model, tokens, cost, durationMs, success, error, ...). Idempotent by id: re-sending a record never double counts. Answers how many were accepted, duplicates skipped and rejected, with the reason for each rejection.",
             write: true, destructive: false, idempotent: true,
@@ -228,10 +236,30 @@ impl ToolSpec {
             .destructive(self.destructive)
             .idempotent(self.idempotent)
             .open_world(false);
+        let mut output = Value::Object((self.output_schema)());
+        drop_required(&mut output);
+        let Value::Object(output) = output else {
+            unreachable!("an object stays an object")
+        };
         Tool::new(self.name, self.description, Arc::new((self.input_schema)()))
             .with_title(self.title)
-            .with_raw_output_schema(Arc::new((self.output_schema)()))
+            .with_raw_output_schema(Arc::new(output))
             .with_annotations(annotations)
+    }
+}
+
+/// The `tools/list` copy of an output schema leaves out `required`: every field of every answer
+/// is always present (an absent value is `null`), so the lists only repeat the property names in
+/// every agent's prompt (2.9 KB of the read tools' 24 KB). `schemas/*.output.json` keep them,
+/// and the tests validate every answer against those.
+fn drop_required(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("required");
+            o.values_mut().for_each(drop_required);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_required),
+        _ => {}
     }
 }
 
@@ -283,7 +311,8 @@ fn run_spec(
     spec: &ToolSpec,
     args: Option<Map<String, Value>>,
 ) -> std::result::Result<Value, CallError> {
-    if spec.write {
+    // Alert state changes without a data write (deliveries): never cached.
+    if spec.write || spec.name == "dashboard_get_alerts" {
         return Ok(guarded(spec.name, || (spec.run)(d, args))?);
     }
     // Read tools go through the result cache (see `cache` for what the key holds and why).

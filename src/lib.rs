@@ -1,6 +1,7 @@
 //! dashboard-mcp: the usage log of LLM agents in embedded SQLite, answered as MCP tools, a REST
 //! API and a CLI. See ARCHITECTURE.md for the map.
 
+pub mod alerts;
 pub mod anomaly;
 pub mod bench;
 pub mod cache;

@@ -5,8 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use dashboard_mcp::catalog::{self, input_schema};
-use dashboard_mcp::wire::IngestRecord;
+use dashboard_mcp::catalog::{self, input_schema, output_schema};
+use dashboard_mcp::wire::{AlertNotice, IngestRecord};
 use serde_json::{json, Value};
 
 /// One example call per tool: shown in tools/README.md and run against the fixture here.
@@ -22,6 +22,8 @@ fn example(tool: &str) -> Value {
         "dashboard_get_anomalies" => json!({"timeframe": "week", "severity": "high"}),
         "dashboard_get_budgets" => json!({}),
         "dashboard_check_budget" => json!({"agentId": "alpha", "estimatedCostUsd": 3}),
+        "dashboard_get_alerts" => json!({"limit": 10}),
+        "dashboard_set_alert" => json!({"id": "planner-oncall", "agentId": "alpha", "budgetThreshold": true, "anomalySeverity": "critical", "url": "https://hooks.example.com/alerts"}),
         "dashboard_set_budget" => json!({"scope": "global", "limitUsd": 500, "period": "month"}),
         "dashboard_record_usage" => {
             json!({"records": [{"timestamp": "2026-11-23T10:00:00Z", "agentId": "planner", "model": "claude-sonnet-4-5", "promptTokens": 1200, "completionTokens": 300, "cost": 0.0081, "durationMs": 2300}]})
@@ -69,6 +71,10 @@ fn generated() -> Vec<(PathBuf, String)> {
         ));
     }
     files.push((PathBuf::from("tools/README.md"), table));
+    files.push((
+        PathBuf::from("schemas/alert-notice.json"),
+        pretty(&Value::Object(output_schema::<AlertNotice>())),
+    ));
     files.push((
         PathBuf::from("schemas/ingest-record.json"),
         pretty(&Value::Object(input_schema::<IngestRecord>())),

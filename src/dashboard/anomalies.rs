@@ -202,7 +202,7 @@ fn shown(metric: AnomalyMetric, x: f64) -> f64 {
     }
 }
 
-fn item(f: &AgentFinding, zone: &Zone) -> AnomalyItem {
+pub(crate) fn item(f: &AgentFinding, zone: &Zone) -> AnomalyItem {
     let g = &f.finding;
     let m = g.metric;
     AnomalyItem {

@@ -2,6 +2,7 @@
 //! HTTP or the CLI; the adapters call these methods and ship the returned wire types as they are.
 
 mod agents;
+mod alerts;
 pub mod anomalies;
 mod budget_check;
 mod budgets;

@@ -27,7 +27,7 @@ pub struct Firing {
 }
 
 /// Whether an event reports a crossing or its clearing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     Fired,
     Resolved,
@@ -56,8 +56,14 @@ pub struct Transition {
     pub kind: EventKind,
     pub rule: String,
     pub key: String,
+    /// When it happened (the dashboard's clock).
     pub at: Millis,
+    /// When its delivery is first due (the wall clock).
+    pub due: Millis,
     pub notice: String,
+    /// Recorded as firing or cleared without an event (a lesser threshold crossed at the same
+    /// time as a higher one).
+    pub quiet: bool,
 }
 
 /// Where an event's webhook delivery stands.

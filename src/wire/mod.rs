@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::input::{lenient_string, lenient_u64};
 use crate::string_enum;
 
+mod alerts;
+pub use alerts::*;
 mod anomalies;
 pub use anomalies::*;
 

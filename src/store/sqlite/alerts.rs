@@ -137,13 +137,13 @@ impl AlertLog for SqliteStore {
                         params![t.rule, t.key],
                     )?,
                 };
-                if changed == 0 {
+                if changed == 0 || t.quiet {
                     continue;
                 }
                 c.execute(
                     "INSERT INTO alert_events (rule_id, key, kind, at_ms, notice, state, next_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?4)",
-                    params![t.rule, t.key, t.kind.as_str(), t.at, t.notice],
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+                    params![t.rule, t.key, t.kind.as_str(), t.at, t.notice, t.due],
                 )?;
                 written += 1;
             }
