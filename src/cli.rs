@@ -70,6 +70,7 @@ macro_rules! outln {
 }
 
 // After `outln!`, which it uses.
+mod alert;
 mod sources;
 
 /// The default database path: `<data dir>/dashboard-mcp/usage.db`.
@@ -92,6 +93,9 @@ fn missing_for(command: &Command, allow_writes: bool) -> Missing {
         Command::Query { .. } if !allow_writes => Missing::Refuse,
         Command::Budget {
             command: BudgetCommand::List { .. } | BudgetCommand::Rm { .. },
+        }
+        | Command::Alert {
+            command: AlertCommand::List { .. } | AlertCommand::Rm { .. } | AlertCommand::Test { .. },
         } => Missing::Refuse,
         _ => Missing::Create,
     }
@@ -254,6 +258,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tracing::info!(executions = n, "filled the empty database with demo data");
             }
             let warming = warm_anomaly_memo(&ctx.dashboard);
+            // Alert rules are evaluated by every server (stdio, HTTP, --watch).
+            let alerting = crate::alerts::Alerts::start(ctx.dashboard.clone(), Default::default());
             let watching = (!kinds.is_empty())
                 .then(|| crate::sources::watch::Watch::start(ctx.dashboard.store.clone(), kinds));
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -271,6 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // removes the `-wal` and `-shm` files.
             drop(rt);
             warming.finish();
+            alerting.stop();
             if let Some(w) = watching {
                 w.stop();
             }
@@ -381,6 +388,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench { .. } => unreachable!("handled before opening the store"),
+        Command::Alert { command } => match alert::alert(&ctx.dashboard, command) {
+            Err(e) if e.is_invalid_input() => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
+            }
+            other => Ok(other?),
+        },
         Command::Budget { command } => match budget(&ctx.dashboard, command) {
             Err(e) if e.is_invalid_input() => {
                 eprintln!("error: {e}");

@@ -23,7 +23,9 @@ fn example(tool: &str) -> Value {
         "dashboard_get_budgets" => json!({}),
         "dashboard_check_budget" => json!({"agentId": "alpha", "estimatedCostUsd": 3}),
         "dashboard_get_alerts" => json!({"limit": 10}),
-        "dashboard_set_alert" => json!({"id": "planner-oncall", "agentId": "alpha", "budgetThreshold": true, "anomalySeverity": "critical", "url": "https://hooks.example.com/alerts"}),
+        "dashboard_set_alert" => {
+            json!({"id": "planner-oncall", "agentId": "alpha", "budgetThreshold": true, "anomalySeverity": "critical", "url": "https://hooks.example.com/alerts"})
+        }
         "dashboard_set_budget" => json!({"scope": "global", "limitUsd": 500, "period": "month"}),
         "dashboard_record_usage" => {
             json!({"records": [{"timestamp": "2026-11-23T10:00:00Z", "agentId": "planner", "model": "claude-sonnet-4-5", "promptTokens": 1200, "completionTokens": 300, "cost": 0.0081, "durationMs": 2300}]})

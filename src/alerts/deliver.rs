@@ -19,8 +19,10 @@ pub const EVENT_HEADER: &str = "X-Dashboard-Event";
 pub fn body(rule: &Rule, notice: &AlertNotice) -> Vec<u8> {
     match rule.format {
         AlertFormat::Generic => serde_json::to_vec(notice).unwrap_or_default(),
-        AlertFormat::Slack => serde_json::to_vec(&serde_json::json!({ "text": slack_text(notice) }))
-            .unwrap_or_default(),
+        AlertFormat::Slack => {
+            serde_json::to_vec(&serde_json::json!({ "text": slack_text(notice) }))
+                .unwrap_or_default()
+        }
     }
 }
 
@@ -28,7 +30,9 @@ pub fn body(rule: &Rule, notice: &AlertNotice) -> Vec<u8> {
 pub fn slack_text(n: &AlertNotice) -> String {
     match n.kind {
         NoticeKind::Fired => format!(":rotating_light: [dashboard-mcp] {}", n.summary),
-        NoticeKind::Resolved => format!(":white_check_mark: [dashboard-mcp] Resolved: {}", n.summary),
+        NoticeKind::Resolved => {
+            format!(":white_check_mark: [dashboard-mcp] Resolved: {}", n.summary)
+        }
         NoticeKind::Test => format!(":wave: [dashboard-mcp] {}", n.summary),
     }
 }

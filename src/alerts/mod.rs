@@ -32,6 +32,9 @@ use crate::wire::{AlertNotice, NoticeKind};
 use deliver::Sent;
 use rules::Rule;
 
+/// How long stopping waits for deliveries in flight.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// How the alert thread paces itself.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
@@ -96,7 +99,9 @@ pub fn evaluate(d: &Dashboard) -> Result<usize> {
         let mine: Vec<_> = firing.iter().filter(|f| f.rule == rule.id).collect();
         match eval::observe(d, &rule, now) {
             Ok(seen) => changes.extend(eval::transitions(&rule, seen, &mine, now, due)),
-            Err(e) => tracing::warn!(rule = %rule.id, error = %e, "evaluating an alert rule failed"),
+            Err(e) => {
+                tracing::warn!(rule = %rule.id, error = %e, "evaluating an alert rule failed")
+            }
         }
     }
     log.record(&changes)
@@ -110,7 +115,9 @@ pub fn test(d: &Dashboard, id: &str, timeout: Duration) -> Result<Sent> {
         .rules()?
         .into_iter()
         .find(|r| r.id == id)
-        .ok_or_else(|| Error::invalid("id", format!("no alert rule {}", crate::input::quoted(id))))?;
+        .ok_or_else(|| {
+            Error::invalid("id", format!("no alert rule {}", crate::input::quoted(id)))
+        })?;
     let rule = Rule::from_spec(&rule.spec)?;
     let shown = rule.shown();
     let notice = AlertNotice {
@@ -207,6 +214,19 @@ impl Runner {
                 tracing::warn!(error = %e, "alerts: a step failed; trying again at the next tick");
             }
         }
+        // Record what the deliveries in flight make of it, for a moment: an answer that comes
+        // after is lost, and that delivery is made again after its lease (at least once).
+        let until = Instant::now() + STOP_WAIT;
+        while self.in_flight > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            let Ok((event, sent)) = self.done.1.recv_timeout(left) else {
+                break;
+            };
+            self.in_flight -= 1;
+            if let Err(e) = self.finished(&event, sent) {
+                tracing::warn!(error = %e, "alerts: recording a delivery failed");
+            }
+        }
     }
 
     fn step(&mut self) -> Result<()> {
@@ -220,8 +240,7 @@ impl Runner {
             self.seen = None;
             return Ok(());
         }
-        let rules: HashMap<String, String> =
-            stored.into_iter().map(|r| (r.id, r.spec)).collect();
+        let rules: HashMap<String, String> = stored.into_iter().map(|r| (r.id, r.spec)).collect();
         let mut specs: Vec<_> = rules.iter().map(|(k, v)| format!("{k}={v}")).collect();
         specs.sort();
         let seen = (self.d.store.version()?, specs.join("\n"));

@@ -122,10 +122,7 @@ fn scope_name(field: &str, v: Option<String>) -> Result<Option<String>> {
     match v.map(|s| s.trim().to_owned()) {
         Some(s) if s.is_empty() || s.len() > 128 || s.contains('\0') => Err(Error::invalid(
             field,
-            format!(
-                "{} must be 1..128 characters without NUL",
-                quoted(&s)
-            ),
+            format!("{} must be 1..128 characters without NUL", quoted(&s)),
         )),
         other => Ok(other),
     }

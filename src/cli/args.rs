@@ -146,6 +146,71 @@ pub enum Command {
         #[command(subcommand)]
         command: BudgetCommand,
     },
+    /// Alert rules that post to a webhook (your own shell: no --allow-writes needed); `serve`
+    /// evaluates them.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Create or replace a rule that posts to URL, e.g.
+    /// `alert add https://hooks.slack.com/services/… --slack --agent planner --budget --anomaly critical`.
+    Add {
+        /// The webhook (http:// or https://).
+        url: String,
+        /// The rule's id (default: derived from the rule).
+        #[arg(long)]
+        id: Option<String>,
+        /// Only this agent (default: every agent).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only this model (--error-rate and --cost only).
+        #[arg(long)]
+        model: Option<String>,
+        /// When a budget crosses one of its alert thresholds (`budget set --thresholds`).
+        #[arg(long)]
+        budget: bool,
+        /// When a budget is projected over its limit.
+        #[arg(long)]
+        projection: bool,
+        /// On an anomaly at or above SEVERITY: low, medium, high or critical.
+        #[arg(long, value_name = "SEVERITY")]
+        anomaly: Option<String>,
+        /// When the error rate over --window is at or above PERCENT.
+        #[arg(long, value_name = "PERCENT")]
+        error_rate: Option<f64>,
+        /// Calls --window needs before its error rate counts [default: 10].
+        #[arg(long)]
+        min_calls: Option<u64>,
+        /// When the cost over --window is at or above USD.
+        #[arg(long, value_name = "USD")]
+        cost: Option<f64>,
+        /// The trailing window of --error-rate and --cost, 5m..30d [default: 1h].
+        #[arg(long)]
+        window: Option<String>,
+        /// Post Slack's {"text": …} instead of the generic JSON notice.
+        #[arg(long)]
+        slack: bool,
+        /// Sign each body with HMAC-SHA256 (header X-Dashboard-Signature).
+        #[arg(long, env = "DASHBOARD_MCP_ALERT_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Print the JSON of dashboard_set_alert.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the rules, what is firing and the recent alerts with their delivery.
+    List {
+        /// Print the JSON of dashboard_get_alerts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove rule ID.
+    Rm { id: String },
+    /// Post a test notice to rule ID's webhook now and say what the receiver answered.
+    Test { id: String },
 }
 
 #[derive(Debug, Subcommand)]

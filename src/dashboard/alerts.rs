@@ -43,7 +43,10 @@ impl Dashboard {
     pub fn alerts(&self, input: AlertsInput) -> Result<AlertsOutput> {
         let limit = input.limit.unwrap_or(20);
         if !(1..=200).contains(&limit) {
-            return Err(Error::invalid("limit", format!("{limit} is outside 1..200")));
+            return Err(Error::invalid(
+                "limit",
+                format!("{limit} is outside 1..200"),
+            ));
         }
         let log = self.store.alerts();
         let rules = log
@@ -77,9 +80,9 @@ impl Dashboard {
     pub fn set_alert(&self, input: SetAlertInput) -> Result<SetAlertOutput> {
         let log = self.store.alerts();
         if input.remove == Some(true) {
-            let id = input
-                .id
-                .ok_or_else(|| Error::invalid("id", "missing; give the id of the rule to remove"))?;
+            let id = input.id.ok_or_else(|| {
+                Error::invalid("id", "missing; give the id of the rule to remove")
+            })?;
             check_id(&id)?;
             let removed = log.remove_rule(&id)?;
             return Ok(SetAlertOutput {

@@ -68,6 +68,23 @@ pub(crate) fn document(routes: &[RestRoute], allow_writes: bool, token: bool) ->
                     "content": { "application/json": { "schema": body } }
                 });
             }
+            Kind::Body => {
+                op["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": input_schema } }
+                });
+            }
+            Kind::RemoveAlert => {
+                let id = input_schema
+                    .pointer("/properties/id")
+                    .cloned()
+                    .unwrap_or_else(|| json!({ "type": "string" }));
+                op["parameters"] = json!([{
+                    "name": "id", "in": "path", "required": true,
+                    "description": "The rule's id.",
+                    "schema": { "type": id.get("type").cloned().unwrap_or(json!("string")) },
+                }]);
+            }
             Kind::RecordUsage => {
                 let records = input_schema
                     .pointer("/properties/records")

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value};
@@ -32,6 +32,10 @@ pub(crate) enum Kind {
     SetBudget,
     /// The body (JSON array or NDJSON) is `records`.
     RecordUsage,
+    /// The JSON body is the arguments (`POST /api/alerts`).
+    Body,
+    /// `{"id": <path>, "remove": true}` (`DELETE /api/alerts/{id}`).
+    RemoveAlert,
 }
 
 /// One REST route and the tool behind it (also what `/openapi.json` documents).
@@ -87,6 +91,16 @@ pub(crate) fn routes() -> Vec<RestRoute> {
             ));
         } else if spec.name == RECORD_USAGE_TOOL {
             out.push(route(Method::POST, "/api/usage".into(), Kind::RecordUsage));
+        } else if spec.name == "dashboard_set_alert" {
+            out.push(route(Method::POST, "/api/alerts".into(), Kind::Body));
+            out.push(route(
+                Method::DELETE,
+                "/api/alerts/{id}".into(),
+                Kind::RemoveAlert,
+            ));
+        }
+        if spec.name == "dashboard_get_alerts" {
+            out.push(route(Method::GET, "/api/alerts".into(), Kind::Query));
         }
     }
     out
@@ -96,38 +110,103 @@ pub(crate) fn routes() -> Vec<RestRoute> {
 pub(crate) fn add_routes(mut router: Router<AppState>, routes: &[RestRoute]) -> Router<AppState> {
     for r in routes {
         let tool = r.tool;
-        router = match r.kind {
-            Kind::Query => router.route(
-                &r.path,
-                get(
-                    move |State(st): State<AppState>, RawQuery(query): RawQuery| async move {
-                        read(st, tool, query).await
-                    },
+        router =
+            match r.kind {
+                Kind::Query => router.route(
+                    &r.path,
+                    get(
+                        move |State(st): State<AppState>, RawQuery(query): RawQuery| async move {
+                            read(st, tool, query).await
+                        },
+                    ),
                 ),
-            ),
-            Kind::SetBudget => router.route(
-                &r.path,
-                put(
-                    move |State(st): State<AppState>,
-                          uri: Uri,
-                          body: Result<Bytes, BytesRejection>| async move {
-                        set_budget(st, tool, uri, body).await
-                    },
+                Kind::SetBudget => router.route(
+                    &r.path,
+                    put(
+                        move |State(st): State<AppState>,
+                              uri: Uri,
+                              body: Result<Bytes, BytesRejection>| async move {
+                            set_budget(st, tool, uri, body).await
+                        },
+                    ),
                 ),
-            ),
-            Kind::RecordUsage => router.route(
-                &r.path,
-                post(
-                    move |State(st): State<AppState>,
-                          RawQuery(query): RawQuery,
-                          body: Result<Bytes, BytesRejection>| async move {
-                        record_usage(st, tool, query, body).await
-                    },
+                Kind::RecordUsage => router.route(
+                    &r.path,
+                    post(
+                        move |State(st): State<AppState>,
+                              RawQuery(query): RawQuery,
+                              body: Result<Bytes, BytesRejection>| async move {
+                            record_usage(st, tool, query, body).await
+                        },
+                    ),
                 ),
-            ),
-        };
+                Kind::Body => {
+                    router.route(
+                        &r.path,
+                        post(
+                            move |State(st): State<AppState>,
+                                  body: Result<Bytes, BytesRejection>| async move {
+                                with_body(st, tool, body).await
+                            },
+                        ),
+                    )
+                }
+                Kind::RemoveAlert => router.route(
+                    &r.path,
+                    delete(move |State(st): State<AppState>, uri: Uri| async move {
+                        remove_alert(st, tool, uri).await
+                    }),
+                ),
+            };
     }
     router
+}
+
+/// A JSON object body (empty: no arguments).
+fn object_body(
+    body: Result<Bytes, BytesRejection>,
+    example: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = body_bytes(body)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(ApiError::invalid(
+            "body",
+            format!("{} is not a JSON object such as {example}", shown(&other)),
+        )),
+        Err(e) => Err(ApiError::invalid("body", format!("invalid JSON: {e}"))),
+    }
+}
+
+/// `POST /api/alerts`: the body is the tool's arguments.
+async fn with_body(
+    st: AppState,
+    tool: &'static str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if !st.server.allow_writes() {
+        return Err(ApiError::writes_disabled(tool));
+    }
+    let args = object_body(
+        body,
+        r#"{"url": "https://…", "costUsd": 50, "window": "24h"}"#,
+    )?;
+    call(st, tool, args).await
+}
+
+/// `DELETE /api/alerts/{id}`.
+async fn remove_alert(st: AppState, tool: &'static str, uri: Uri) -> Result<Response, ApiError> {
+    if !st.server.allow_writes() {
+        return Err(ApiError::writes_disabled(tool));
+    }
+    let id = segment_of_path(uri.path(), "id")?;
+    let mut args = Map::new();
+    args.insert("id".into(), Value::String(id));
+    args.insert("remove".into(), Value::Bool(true));
+    call(st, tool, args).await
 }
 
 async fn read(
@@ -147,25 +226,8 @@ async fn set_budget(
     if !st.server.allow_writes() {
         return Err(ApiError::writes_disabled(tool));
     }
-    let scope = scope_of_path(uri.path())?;
-    let body = body_bytes(body)?;
-    let mut args = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => {
-                return Err(ApiError::invalid(
-                    "body",
-                    format!(
-                    "{} is not a JSON object such as {{\"limitUsd\": 100, \"period\": \"month\"}}",
-                    shown(&other)
-                ),
-                ))
-            }
-            Err(e) => return Err(ApiError::invalid("body", format!("invalid JSON: {e}"))),
-        }
-    };
+    let scope = segment_of_path(uri.path(), "scope")?;
+    let mut args = object_body(body, r#"{"limitUsd": 100, "period": "month"}"#)?;
     if let Some(given) = args.get("scope").filter(|v| !v.is_null()) {
         if given.as_str() != Some(scope.as_str()) {
             return Err(ApiError::invalid(
@@ -323,13 +385,14 @@ pub(crate) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, 
     Ok(pairs)
 }
 
-/// The `{scope}` of `/api/budgets/{scope}`, decoded strictly (a `+` stays a `+` in a path) and
-/// otherwise passed on unchanged: the tool judges what a scope may be.
-fn scope_of_path(path: &str) -> Result<String, ApiError> {
+/// The last segment of a path (`{scope}` of `/api/budgets/{scope}`, `{id}` of
+/// `/api/alerts/{id}`), decoded strictly (a `+` stays a `+` in a path) and otherwise passed on
+/// unchanged: the tool judges what it may be.
+fn segment_of_path(path: &str, field: &str) -> Result<String, ApiError> {
     let raw = path.rsplit('/').next().unwrap_or_default();
     decode(raw, false).map_err(|why| {
         ApiError::invalid(
-            "scope",
+            field,
             format!(
                 "the path segment {} is not valid percent-encoding: {why}",
                 quote(raw)

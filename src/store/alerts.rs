@@ -165,7 +165,9 @@ pub(crate) const EVENT_COLUMNS: &str =
     "id, rule_id, key, kind, at_ms, notice, state, attempts, next_ms, last_status, last_error";
 
 /// The columns an attempt sets: (state, last_status, last_error, next_ms if it changes).
-pub(crate) fn attempt_columns(a: &Attempt) -> (&'static str, Option<i64>, Option<&str>, Option<Millis>) {
+pub(crate) fn attempt_columns(
+    a: &Attempt,
+) -> (&'static str, Option<i64>, Option<&str>, Option<Millis>) {
     match a {
         Attempt::Delivered { status } => ("delivered", Some(*status as i64), None, None),
         Attempt::Retry {

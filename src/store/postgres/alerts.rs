@@ -63,14 +63,17 @@ fn reset(c: &mut impl GenericClient, id: &str) -> Result<()> {
 impl AlertLog for PgStore {
     fn rules(&self) -> Result<Vec<StoredRule>> {
         self.alert_read(|c| {
-            Ok(c.query("SELECT id, spec, created_ms FROM alert_rules ORDER BY id", &[])?
-                .iter()
-                .map(|r| StoredRule {
-                    id: r.get(0),
-                    spec: r.get(1),
-                    created: r.get(2),
-                })
-                .collect())
+            Ok(c.query(
+                "SELECT id, spec, created_ms FROM alert_rules ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| StoredRule {
+                id: r.get(0),
+                spec: r.get(1),
+                created: r.get(2),
+            })
+            .collect())
         })
     }
 
