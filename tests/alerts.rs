@@ -322,6 +322,7 @@ fn a_slack_rule_posts_text_signed_with_its_secret() {
     )
     .unwrap();
     let running = Alerts::start(env.dashboard.clone(), fast());
+    let ingested = Instant::now();
     // $0.75 + $0.50 = $1.25 in the last hour (the 10:59 call is outside it).
     record(
         &env,
@@ -332,7 +333,12 @@ fn a_slack_rule_posts_text_signed_with_its_secret() {
         ]),
     );
     let got = hook.wait_for(1, Duration::from_secs(10));
+    let latency = ingested.elapsed();
     running.stop();
+    assert!(
+        latency < Duration::from_secs(5),
+        "delivered {latency:?} after the ingest"
+    );
     assert_eq!(
         got[0].json(),
         json!({"text": ":rotating_light: [dashboard-mcp] Cost of all agents over the last 1h is $1.25 (2 calls), at or above $1.00."})
@@ -507,4 +513,145 @@ fn rules_are_strict_and_name_the_field() {
     )
     .unwrap();
     assert_eq!(r["action"], "notFound");
+}
+
+/// REST over a real socket: POST /api/alerts sets a rule from the body, GET /api/alerts is
+/// dashboard_get_alerts, DELETE /api/alerts/{id} removes; bad input is a 400 naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_sets_lists_and_removes_rules() {
+    common::served::within(async {
+        let env = empty("2026-11-25T12:00:00Z");
+        let served = common::served::serve(env.dashboard.clone(), true, |_| {}).await;
+        let http = common::served::client();
+        let r = http
+            .post(served.url("/api/alerts"))
+            .json(&json!({"id": "ops", "agentId": "planner", "budgetProjection": true, "anomalySeverity": "high", "url": "https://hooks.example.com/a/b?token=x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["action"], "created");
+        assert_eq!(v["rule"]["url"], "https://hooks.example.com/…");
+        let v: Value = http
+            .get(served.url("/api/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["rules"][0]["conditions"],
+            json!(["budgetProjection", "anomaly ≥ high"])
+        );
+        let r = http
+            .post(served.url("/api/alerts"))
+            .json(&json!({"costUsd": "a lot", "url": "https://x.example"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["field"], "costUsd", "{v}");
+        let r = http
+            .post(served.url("/api/alerts"))
+            .body("[1]")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = http
+            .delete(served.url("/api/alerts/ops"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["action"], "removed");
+        let doc: Value = http
+            .get(served.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for (path, method) in [
+            ("/api/alerts", "get"),
+            ("/api/alerts", "post"),
+            ("/api/alerts/{id}", "delete"),
+        ] {
+            assert!(doc["paths"][path][method].is_object(), "{path} {method}");
+        }
+        served.shutdown().await;
+    })
+    .await;
+}
+
+/// An agent that made 10 calls every hour for 15 days and 200 in the current half hour: the
+/// calls anomaly fires once (evaluated again, nothing new), and the rule's scope keeps other
+/// agents out.
+#[test]
+fn a_new_anomaly_fires_once() {
+    let env = empty("2026-11-25T12:30:00Z");
+    let now = parse_rfc3339("now", "2026-11-25T12:30:00Z").unwrap();
+    let hour = 3_600_000;
+    let mut records = Vec::new();
+    for h in 1..=(15 * 24) {
+        for i in 0..10 {
+            let t = now - 30 * 60_000 - h * hour + i * 60_000;
+            records.push(
+                json!({"id": format!("h{h}-{i}"), "timestamp": dashboard_mcp::time::format_utc(t),
+                                "agentId": "loop", "model": "m", "cost": 0.01, "durationMs": 1000}),
+            );
+        }
+    }
+    for i in 0..200 {
+        let t = now - 30 * 60_000 + i * 5_000;
+        records.push(
+            json!({"id": format!("now-{i}"), "timestamp": dashboard_mcp::time::format_utc(t),
+                            "agentId": "loop", "model": "m", "cost": 0.01, "durationMs": 1000}),
+        );
+    }
+    record(&env, Value::Array(records));
+    call(
+        &env,
+        "dashboard_set_alert",
+        json!({"id": "loops", "agentId": "loop", "anomalySeverity": "high", "url": "http://127.0.0.1:9/x"}),
+    )
+    .unwrap();
+    call(
+        &env,
+        "dashboard_set_alert",
+        json!({"id": "others", "agentId": "someone-else", "anomalySeverity": "low", "url": "http://127.0.0.1:9/x"}),
+    )
+    .unwrap();
+    let written = alerts::evaluate(&env.dashboard).unwrap();
+    assert!(written >= 1);
+    assert_eq!(alerts::evaluate(&env.dashboard).unwrap(), 0);
+    let shown = call(&env, "dashboard_get_alerts", json!({})).unwrap();
+    let keys: Vec<&str> = shown["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["rule"], "loops");
+            f["key"].as_str().unwrap()
+        })
+        .collect();
+    assert!(keys.contains(&"anomaly:loop:calls"), "{keys:?}");
+    let calls = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["summary"].as_str().unwrap().contains("loop calls"))
+        .unwrap();
+    let summary = calls["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("High anomaly, loop calls: ")
+            || summary.starts_with("Critical anomaly, loop calls: "),
+        "{summary}"
+    );
 }

@@ -879,7 +879,7 @@ fn scripts_test_runs_the_binary_of_cargo_target_dir() {
              --test contracts --test crosscheck --test errors --test exactness --test fixture \
              --test hardening --test http --test http_hardening --test ingest --test jsonrpc \
              --test limits --test otlp --test replicas --test sources --test time_order \
-             --test budget_check"
+             --test budget_check --test alerts"
                 .to_owned(),
             format!("python BIN={bin} sqlite"),
             format!("python BIN={bin} postgres"),
@@ -1004,4 +1004,89 @@ fn prices_shows_a_models_price_and_refuses_an_unknown_one() {
     assert!(out.stderr.contains("no price"), "{}", out.stderr);
     // No database is made by looking at prices.
     assert!(!dir.path().join("xdg").exists());
+}
+
+/// "Post to this URL when planner's weekly budget passes 80 % or something critical happens",
+/// in one command; then list, test against a port nobody listens on, remove.
+#[test]
+fn one_command_sets_an_alert_and_the_others_show_test_and_remove_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("u.db");
+    let db = db.to_str().unwrap();
+    let add = run(
+        d,
+        &[
+            "--db",
+            db,
+            "alert",
+            "add",
+            "https://hooks.example.com/services/T/B/secret",
+            "--id",
+            "planner-oncall",
+            "--agent",
+            "planner",
+            "--budget",
+            "--anomaly",
+            "critical",
+            "--slack",
+        ],
+    );
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    assert_eq!(
+        add.stdout.trim(),
+        "created alert planner-oncall: budgetThreshold, anomaly ≥ critical for agent planner → https://hooks.example.com/… (slack)"
+    );
+    let list = run(d, &["--db", db, "alert", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(
+        list.stdout.starts_with("planner-oncall "),
+        "{}",
+        list.stdout
+    );
+    assert!(!list.stdout.contains("secret"));
+    let bad = run(
+        d,
+        &[
+            "--db",
+            db,
+            "alert",
+            "add",
+            "https://x.example",
+            "--anomaly",
+            "huge",
+        ],
+    );
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("--anomaly"), "{}", bad.stderr);
+    // Port 9 (discard) has no listener here: the test says it was not delivered, exit 1.
+    let add = run(
+        d,
+        &[
+            "--db",
+            db,
+            "alert",
+            "add",
+            "http://127.0.0.1:9/x",
+            "--id",
+            "t",
+            "--cost",
+            "5",
+        ],
+    );
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let test = run(d, &["--db", db, "alert", "test", "t"]);
+    assert_eq!(test.code, 1);
+    assert!(
+        test.stderr.starts_with("error: not delivered: "),
+        "{}",
+        test.stderr
+    );
+    let rm = run(d, &["--db", db, "alert", "rm", "planner-oncall"]);
+    assert_eq!(rm.stdout.trim(), "removed alert planner-oncall");
+    let rm = run(d, &["--db", db, "alert", "rm", "planner-oncall"]);
+    assert_eq!(
+        rm.stdout.trim(),
+        "there is no alert planner-oncall; nothing to remove"
+    );
 }

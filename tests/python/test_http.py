@@ -44,6 +44,7 @@ WRITE_ARGS: dict[str, dict[str, Any]] = {
         "records": [{"timestamp": "2026-03-01T11:00:00Z", "agentId": "py-agent", "model": "py-model", "cost": 0.5}]
     },
     "dashboard_set_budget": {"scope": "global", "limitUsd": 100, "period": "month"},
+    "dashboard_set_alert": {"id": "py", "costUsd": 5, "window": "24h", "url": "http://127.0.0.1:9/hook"},
 }
 
 

@@ -41,8 +41,9 @@ READ_TOOLS = {
     "dashboard_get_budgets",
     "dashboard_get_anomalies",
     "dashboard_check_budget",
+    "dashboard_get_alerts",
 }
-WRITE_TOOLS = {"dashboard_record_usage", "dashboard_set_budget"}
+WRITE_TOOLS = {"dashboard_record_usage", "dashboard_set_budget", "dashboard_set_alert"}
 # Arguments per tool; tools not listed are called with {}.
 ARGS: dict[str, dict[str, Any]] = {
     "dashboard_get_timeline": {"metric": "calls", "breakdown": "model"},
@@ -54,6 +55,7 @@ ARGS: dict[str, dict[str, Any]] = {
         "records": [{"id": "py-1", "timestamp": "2026-11-20T10:00:00Z", "agentId": "py", "model": "m", "cost": 0.5}]
     },
     "dashboard_set_budget": {"scope": "global", "limitUsd": 100, "period": "month"},
+    "dashboard_set_alert": {"id": "py", "costUsd": 5, "window": "24h", "url": "http://127.0.0.1:9/hook"},
 }
 
 
