@@ -335,6 +335,7 @@ fn a_slack_rule_posts_text_signed_with_its_secret() {
     let got = hook.wait_for(1, Duration::from_secs(10));
     let latency = ingested.elapsed();
     running.stop();
+    eprintln!("the alert reached the receiver {latency:?} after the ingest call began");
     assert!(
         latency < Duration::from_secs(5),
         "delivered {latency:?} after the ingest"

@@ -159,6 +159,16 @@ impl AlertLog for SqliteStore {
     }
 
     fn claim(&self, now: Millis, lease: Millis, limit: usize) -> Result<Vec<AlertEvent>> {
+        // Most ticks find nothing due: asked on a reader, so they never wait for the writer.
+        let due = self.with_reader(|c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM alert_events WHERE state = 'pending' AND next_ms <= ?1 LIMIT 1",
+            )?
+            .exists([now])?)
+        })?;
+        if !due {
+            return Ok(Vec::new());
+        }
         self.alert_write(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "UPDATE alert_events SET next_ms = ?2
