@@ -493,27 +493,20 @@ fn rules_are_strict_and_name_the_field() {
     assert_eq!(a["id"], b["id"]);
     assert_eq!(a["rule"]["conditions"], json!(["cost ≥ $5 in 1h"]));
     let id = a["id"].as_str().unwrap();
-    let c = call(
-        &env,
-        "dashboard_set_alert",
-        json!({"id": id, "costUsd": 6, "url": url}),
-    )
-    .unwrap();
-    assert_eq!(c["action"], "replaced");
-    let r = call(
-        &env,
-        "dashboard_set_alert",
-        json!({"id": id, "remove": true}),
-    )
-    .unwrap();
-    assert_eq!(r["action"], "removed");
-    let r = call(
-        &env,
-        "dashboard_set_alert",
-        json!({"id": id, "remove": true}),
-    )
-    .unwrap();
-    assert_eq!(r["action"], "notFound");
+    for (args, action) in [
+        (json!({"id": id, "costUsd": 6, "url": url}), "replaced"),
+        (json!({"id": id, "remove": true}), "removed"),
+        (json!({"id": id, "remove": true}), "notFound"),
+    ] {
+        let r = call(&env, "dashboard_set_alert", args).unwrap();
+        assert_eq!(r["action"], action);
+    }
+}
+
+/// A request's status and JSON body.
+async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 /// REST over a real socket: POST /api/alerts sets a rule from the body, GET /api/alerts is
@@ -524,61 +517,35 @@ async fn rest_sets_lists_and_removes_rules() {
         let env = empty("2026-11-25T12:00:00Z");
         let served = common::served::serve(env.dashboard.clone(), true, |_| {}).await;
         let http = common::served::client();
-        let r = http
-            .post(served.url("/api/alerts"))
-            .json(&json!({"id": "ops", "agentId": "planner", "budgetProjection": true, "anomalySeverity": "high", "url": "https://hooks.example.com/a/b?token=x"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["action"], "created");
+        let alerts = served.url("/api/alerts");
+        let (status, v) = answer(http.post(&alerts).json(
+            &json!({"id": "ops", "agentId": "planner",
+            "budgetProjection": true, "anomalySeverity": "high",
+            "url": "https://hooks.example.com/a/b?token=x"}),
+        ))
+        .await;
+        assert_eq!((status, &v["action"]), (200, &json!("created")));
         assert_eq!(v["rule"]["url"], "https://hooks.example.com/…");
-        let v: Value = http
-            .get(served.url("/api/alerts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, v) = answer(http.get(&alerts)).await;
         assert_eq!(
             v["rules"][0]["conditions"],
             json!(["budgetProjection", "anomaly ≥ high"])
         );
-        let r = http
-            .post(served.url("/api/alerts"))
-            .json(&json!({"costUsd": "a lot", "url": "https://x.example"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400);
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["error"]["field"], "costUsd", "{v}");
-        let r = http
-            .post(served.url("/api/alerts"))
-            .body("[1]")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400);
-        let v: Value = http
-            .delete(served.url("/api/alerts/ops"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (status, v) = answer(
+            http.post(&alerts)
+                .json(&json!({"costUsd": "a lot", "url": "https://x.example"})),
+        )
+        .await;
+        assert_eq!(
+            (status, &v["error"]["field"]),
+            (400, &json!("costUsd")),
+            "{v}"
+        );
+        let (status, v) = answer(http.post(&alerts).body("[1]")).await;
+        assert_eq!((status, &v["error"]["field"]), (400, &json!("body")), "{v}");
+        let (_, v) = answer(http.delete(served.url("/api/alerts/ops"))).await;
         assert_eq!(v["action"], "removed");
-        let doc: Value = http
-            .get(served.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, doc) = answer(http.get(served.url("/openapi.json"))).await;
         for (path, method) in [
             ("/api/alerts", "get"),
             ("/api/alerts", "post"),

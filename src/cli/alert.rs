@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::dashboard::Dashboard;
 use crate::error::Error;
-use crate::wire::{AlertAction, AlertFormat, AlertsInput, SetAlertInput, Severity};
+use crate::wire::{AlertAction, AlertFormat, AlertRule, AlertsInput, SetAlertInput, Severity};
 
 use super::{to_json, AlertCommand};
 
@@ -56,16 +56,7 @@ pub(super) fn alert(d: &Dashboard, command: AlertCommand) -> crate::Result<ExitC
             if json {
                 outln!("{}", to_json(&out)?);
             } else if let Some(r) = &out.rule {
-                outln!(
-                    "{} alert {}: {} for {} → {} ({}{})",
-                    out.action.as_str(),
-                    r.id,
-                    r.conditions.join(", "),
-                    scope(r.agent_id.as_deref(), r.model.as_deref()),
-                    r.url,
-                    r.format.as_str(),
-                    if r.signed { ", signed" } else { "" }
-                );
+                outln!("{} alert {}: {}", out.action.as_str(), r.id, described(r));
             }
         }
         AlertCommand::List { json } => {
@@ -78,15 +69,7 @@ pub(super) fn alert(d: &Dashboard, command: AlertCommand) -> crate::Result<ExitC
                 outln!("no alert rules; add one with `dashboard-mcp alert add URL --budget`");
             }
             for r in &out.rules {
-                outln!(
-                    "{:<14} {} for {} → {} ({}{})",
-                    r.id,
-                    r.conditions.join(", "),
-                    scope(r.agent_id.as_deref(), r.model.as_deref()),
-                    r.url,
-                    r.format.as_str(),
-                    if r.signed { ", signed" } else { "" }
-                );
+                outln!("{:<14} {}", r.id, described(r));
             }
             if !out.firing.is_empty() {
                 outln!("\nfiring now:");
@@ -137,6 +120,18 @@ pub(super) fn alert(d: &Dashboard, command: AlertCommand) -> crate::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "budgetThreshold for agent planner → https://hooks.slack.com/… (slack, signed)".
+fn described(r: &AlertRule) -> String {
+    format!(
+        "{} for {} → {} ({}{})",
+        r.conditions.join(", "),
+        scope(r.agent_id.as_deref(), r.model.as_deref()),
+        r.url,
+        r.format.as_str(),
+        if r.signed { ", signed" } else { "" }
+    )
 }
 
 fn scope(agent: Option<&str>, model: Option<&str>) -> String {
