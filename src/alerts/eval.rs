@@ -253,7 +253,7 @@ fn anomaly_observations(
         }
         let mut n = notice(rule, AlertCondition::Anomaly, key.clone(), now);
         n.agent_id = Some(a.agent_id.clone());
-        n.value = a.score;
+        n.value = a.current_value;
         n.threshold = a.expected;
         n.severity = Some(a.severity);
         n.summary = format!(

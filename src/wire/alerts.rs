@@ -174,9 +174,11 @@ pub struct AlertNotice {
     pub model: Option<String>,
     /// One sentence for a person.
     pub summary: String,
-    /// The measured value: percent used, projected USD, anomaly score, error rate %, or USD.
+    /// The measured value: percent used, projected USD, the anomalous hour's value (USD, calls,
+    /// tokens, error rate % or mean ms), error rate %, or USD.
     pub value: f64,
-    /// The limit it was compared with, in the same unit.
+    /// What it was compared with, in the same unit: the threshold or limit, or for an anomaly the
+    /// usual value of that hour.
     pub threshold: f64,
     /// Anomalies only.
     pub severity: Option<Severity>,
