@@ -217,7 +217,7 @@ fn a_budget_threshold_fires_once_per_crossing_and_resolves_in_the_next_period() 
         n["summary"]
             .as_str()
             .unwrap()
-            .starts_with("planner's week budget passed 80%: $8.50 of $10.00 spent (85.0%)"),
+            .starts_with("planner's weekly budget passed 80%: $8.50 of $10.00 spent (85.0%)"),
         "{n}"
     );
     assert_eq!(
@@ -242,7 +242,7 @@ fn a_budget_threshold_fires_once_per_crossing_and_resolves_in_the_next_period() 
         r["summary"]
             .as_str()
             .unwrap()
-            .starts_with("planner's week budget is under 50% again: $0.00 of $10.00 spent (0.0%)"),
+            .starts_with("planner's weekly budget is under 50% again: $0.00 of $10.00 spent (0.0%)"),
         "{r}"
     );
     running.stop();

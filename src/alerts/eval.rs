@@ -60,6 +60,12 @@ fn notice(rule: &Rule, condition: AlertCondition, key: String, now: Millis) -> A
 }
 
 fn budget_name(scope: &str, period: &str) -> String {
+    let period = match period {
+        "day" => "daily",
+        "week" => "weekly",
+        "month" => "monthly",
+        other => other,
+    };
     if scope == GLOBAL {
         format!("The global {period} budget")
     } else {

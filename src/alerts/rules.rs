@@ -88,9 +88,9 @@ pub fn parse_window(s: &str) -> Result<Millis> {
     Ok(ms)
 }
 
-/// A window in its shortest spelling ("90m", "1h", "7d").
+/// A window as a person says it: "90m", "1h", "24h", "7d".
 pub fn show_window(ms: Millis) -> String {
-    if ms % DAY == 0 {
+    if ms % DAY == 0 && ms >= 2 * DAY {
         format!("{}d", ms / DAY)
     } else if ms % HOUR == 0 {
         format!("{}h", ms / HOUR)
