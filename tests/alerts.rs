@@ -239,10 +239,9 @@ fn a_budget_threshold_fires_once_per_crossing_and_resolves_in_the_next_period() 
     assert_eq!(r["key"], "budget:planner:50");
     assert_eq!(r["since"], "2026-11-25T12:00:00Z");
     assert!(
-        r["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with("planner's weekly budget is under 50% again: $0.00 of $10.00 spent (0.0%)"),
+        r["summary"].as_str().unwrap().starts_with(
+            "planner's weekly budget is under 50% again: $0.00 of $10.00 spent (0.0%)"
+        ),
         "{r}"
     );
     running.stop();
