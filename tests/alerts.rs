@@ -284,7 +284,8 @@ fn an_error_rate_fires_at_its_level_and_clears_under_ninety_percent_of_it() {
             })
             .collect()
     };
-    // 19 calls with 3 failures: fewer than minCalls, nothing.
+    // 19 calls with 3 failures: fewer than minCalls, nothing (and, once firing, too few calls
+    // would neither fire nor clear).
     record(&env, calls(0, 19, 3));
     assert_eq!(alerts::evaluate(&env.dashboard).unwrap(), 0);
     record(&env, calls(19, 1, 0));

@@ -28,12 +28,16 @@ pub fn body(rule: &Rule, notice: &AlertNotice) -> Vec<u8> {
 
 /// One line for a Slack channel.
 pub fn slack_text(n: &AlertNotice) -> String {
+    // Escaped as Slack asks (`&`, `<`, `>`): an agent id such as `<!channel>` stays text.
+    let summary = n
+        .summary
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     match n.kind {
-        NoticeKind::Fired => format!(":rotating_light: [dashboard-mcp] {}", n.summary),
-        NoticeKind::Resolved => {
-            format!(":white_check_mark: [dashboard-mcp] Resolved: {}", n.summary)
-        }
-        NoticeKind::Test => format!(":wave: [dashboard-mcp] {}", n.summary),
+        NoticeKind::Fired => format!(":rotating_light: [dashboard-mcp] {summary}"),
+        NoticeKind::Resolved => format!(":white_check_mark: [dashboard-mcp] Resolved: {summary}"),
+        NoticeKind::Test => format!(":wave: [dashboard-mcp] {summary}"),
     }
 }
 
@@ -59,6 +63,8 @@ pub fn client(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        // A redirect would turn the POST into a GET and send the signature elsewhere.
+        .max_redirects(0)
         .user_agent(concat!("dashboard-mcp/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
@@ -95,4 +101,43 @@ pub fn backoff(first: Duration, attempt: u32) -> Duration {
         .checked_mul(1u32 << attempt.saturating_sub(1).min(16))
         .unwrap_or(cap)
         .min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::AlertCondition;
+
+    #[test]
+    fn slack_text_escapes_what_slack_would_read_as_markup() {
+        let n = AlertNotice {
+            id: 1,
+            kind: NoticeKind::Fired,
+            rule: "r".into(),
+            condition: AlertCondition::Cost,
+            key: "cost".into(),
+            agent_id: None,
+            model: None,
+            summary: "Cost of agent <!channel> & co".into(),
+            value: 0.0,
+            threshold: 0.0,
+            severity: None,
+            at: String::new(),
+            since: None,
+        };
+        assert_eq!(
+            slack_text(&n),
+            ":rotating_light: [dashboard-mcp] Cost of agent &lt;!channel&gt; &amp; co"
+        );
+    }
+
+    #[test]
+    fn retries_wait_one_second_doubled_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=11)
+            .map(|a| backoff(Duration::from_secs(1), a).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        // Waits before attempts 2..=10: the README's "about 8.5 minutes".
+        assert_eq!(waits[..9].iter().sum::<u64>(), 511);
+    }
 }

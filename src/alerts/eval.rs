@@ -114,9 +114,11 @@ pub fn observe(d: &Dashboard, rule: &Rule, now: Millis) -> Result<Vec<Observatio
                 0.0
             };
             let enough = t.calls >= rule.min_calls as i64;
+            // Too few calls neither fires nor clears (a quiet window near minCalls must not
+            // flap); an empty window has rate 0 and clears.
             let on = if enough && rate >= pct {
                 Some(true)
-            } else if !enough || rate < pct * CLEAR_AT {
+            } else if rate < pct * CLEAR_AT {
                 Some(false)
             } else {
                 None
@@ -128,17 +130,10 @@ pub fn observe(d: &Dashboard, rule: &Rule, now: Millis) -> Result<Vec<Observatio
                 "Error rate of {scope} over {span} is {:.1}% ({} of {} calls failed), at or above {pct}%.",
                 rate, t.errors, t.calls
             );
-            let cleared = if enough {
-                format!(
-                    "Error rate of {scope} over {span} is down to {rate:.1}% ({} of {} calls), under {pct}%.",
-                    t.errors, t.calls
-                )
-            } else {
-                format!(
-                    "Error rate of {scope} over {span} no longer counts: {} calls, fewer than {}.",
-                    t.calls, rule.min_calls
-                )
-            };
+            let cleared = format!(
+                "Error rate of {scope} over {span} is down to {rate:.1}% ({} of {} calls), under {pct}%.",
+                t.errors, t.calls
+            );
             out.push(Observation {
                 group: n.key.clone(),
                 key: n.key.clone(),
@@ -226,7 +221,15 @@ fn budget_observations(rule: &Rule, e: &Evaluated, now: Millis, out: &mut Vec<Ob
         out.push(Observation {
             group: key.clone(),
             key,
-            on: Some(!e.on_track()),
+            // Fires when no longer on track; clears only once the projection is back under
+            // 90 % of the limit, so spending at about the limit's pace does not flap.
+            on: if !e.on_track() {
+                Some(true)
+            } else if (e.projected as f64) <= b.limit as f64 * CLEAR_AT {
+                Some(false)
+            } else {
+                None
+            },
             rank: 0.0,
             cleared: format!("{name} is on track again: {figures}."),
             notice: n,
@@ -345,7 +348,20 @@ pub fn transitions(
             Err(_) => notice(rule, AlertCondition::Cost, f.key.clone(), now),
         };
         n.kind = NoticeKind::Resolved;
-        n.summary = format!("No longer applies: {}", n.summary);
+        n.summary = if let Some(what) = f.key.strip_prefix("anomaly:") {
+            // A finding of the current hour may vanish as the hour fills up: an anomaly
+            // clears only when an hour has passed since it fired and none is left.
+            if now - f.since < HOUR {
+                continue;
+            }
+            let (agent, metric) = what.rsplit_once(':').unwrap_or((what, "series"));
+            format!(
+                "{agent}'s {metric} is back within its usual range: no anomaly at or above {} in the current or the previous hour.",
+                rule.anomaly_severity.unwrap_or(Severity::Low).as_str()
+            )
+        } else {
+            format!("No longer applies: {}", n.summary)
+        };
         n.since = Some(format_utc(f.since));
         n.at = format_utc(now);
         out.push((

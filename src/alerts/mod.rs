@@ -64,7 +64,7 @@ impl Default for AlertConfig {
             timeout: Duration::from_secs(10),
             first_retry: Duration::from_secs(1),
             attempts: 10,
-            in_flight: 8,
+            in_flight: 32,
         }
     }
 }
@@ -252,9 +252,11 @@ impl Runner {
         };
         if due && !rules.is_empty() {
             self.evaluated = Some(Instant::now());
-            evaluate(&self.d)?;
-            // What the evaluation itself wrote is not a change to react to.
-            self.seen = Some((self.d.store.version()?, seen.1));
+            // The version from before: data that lands during the evaluation is a change.
+            self.seen = Some(seen);
+            if let Err(e) = evaluate(&self.d) {
+                tracing::warn!(error = %e, "evaluating the alert rules failed; delivering anyway");
+            }
         }
         self.deliver(&rules)
     }

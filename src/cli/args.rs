@@ -208,9 +208,15 @@ pub enum AlertCommand {
         json: bool,
     },
     /// Remove rule ID.
-    Rm { id: String },
+    Rm {
+        /// The rule's id (as `alert list` shows it).
+        id: String,
+    },
     /// Post a test notice to rule ID's webhook now and say what the receiver answered.
-    Test { id: String },
+    Test {
+        /// The rule's id (as `alert list` shows it).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

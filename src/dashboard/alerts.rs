@@ -12,6 +12,9 @@ use crate::wire::{
 
 use super::Dashboard;
 
+/// The most alert rules one store holds.
+pub const MAX_RULES: usize = 100;
+
 /// The summary stored in a notice's JSON (empty if it cannot be read).
 fn summary_of(notice: &str) -> (String, Option<NoticeKind>) {
     match serde_json::from_str::<AlertNotice>(notice) {
@@ -96,7 +99,15 @@ impl Dashboard {
             });
         }
         let rule = Rule::from_input(input)?;
-        let before = log.rules()?.into_iter().find(|r| r.id == rule.id);
+        let rules = log.rules()?;
+        let before = rules.iter().find(|r| r.id == rule.id).cloned();
+        // Every rule is evaluated about once a second: their number is bounded.
+        if before.is_none() && rules.len() >= MAX_RULES {
+            return Err(Error::invalid(
+                "id",
+                format!("{MAX_RULES} rules exist, the most there may be; remove one first"),
+            ));
+        }
         let stored = StoredRule {
             id: rule.id.clone(),
             spec: rule.spec(),
