@@ -6,18 +6,17 @@
 //! HTTP those answers are 400 `application/json`, an oversized body 413, and `DELETE` of a session
 //! that is not open 404.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use dashboard_mcp::http::{HttpConfig, HttpServer};
-use dashboard_mcp::mcp::DashboardServer;
 use dashboard_mcp::time::{parse_rfc3339, Clock, Zone};
 use dashboard_mcp::Dashboard;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 const NOW: &str = "2026-03-01T12:00:00Z";
 /// How long a test waits for one answer.
@@ -333,8 +332,7 @@ fn stdio_answers_a_truncated_last_line_at_end_of_input() {
 
 struct HttpRunning {
     mcp: String,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    served: common::served::Served,
     _dir: tempfile::TempDir,
 }
 
@@ -346,34 +344,22 @@ async fn start_http(max_body_bytes: Option<usize>) -> HttpRunning {
         Clock::Fixed(parse_rfc3339("now", NOW).unwrap()),
         Zone::default(),
     );
-    let mut config = HttpConfig::new("127.0.0.1:0");
-    if let Some(max) = max_body_bytes {
-        config.max_body_bytes = max;
-    }
-    let http = HttpServer::bind(DashboardServer::new(dashboard, false), config)
-        .await
-        .expect("bind");
-    let mcp = format!("http://{}/mcp", http.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(http.run(async move {
-        let _ = stopped.await;
-    }));
+    let served = common::served::serve(dashboard, false, |config| {
+        if let Some(max) = max_body_bytes {
+            config.max_body_bytes = max;
+        }
+    })
+    .await;
     HttpRunning {
-        mcp,
-        stop: Some(stop),
-        done,
+        mcp: served.url("/mcp"),
+        served,
         _dir: dir,
     }
 }
 
 impl HttpRunning {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(15), &mut self.done)
-            .await
-            .expect("the server stops within 15 s")
-            .expect("server task")
-            .expect("server result");
+    async fn shutdown(self) {
+        self.served.shutdown().await;
     }
 
     fn post(&self, http: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder {

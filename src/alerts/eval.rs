@@ -277,13 +277,9 @@ fn anomaly_observations(
             key,
             on: Some(true),
             rank: 0.0,
-            cleared: format!(
-                "{}'s {} is back within its usual range (no {} anomaly since {}).",
-                a.agent_id,
-                a.metric.as_str(),
-                min.as_str(),
-                format_utc(f.finding.hour + HOUR)
-            ),
+            // Never used: an anomaly is observed only while present; its clearing is
+            // written by `transitions` (an hour after it fired, when none is left).
+            cleared: String::new(),
             notice: n,
         });
     }

@@ -241,12 +241,7 @@ impl Rule {
 
     /// "agent planner", "model gpt-4o", "agent planner, model gpt-4o" or "all agents".
     pub fn scope(&self) -> String {
-        match (&self.agent_id, &self.model) {
-            (Some(a), Some(m)) => format!("agent {a}, model {m}"),
-            (Some(a), None) => format!("agent {a}"),
-            (None, Some(m)) => format!("model {m}"),
-            (None, None) => "all agents".into(),
-        }
+        scope_text(self.agent_id.as_deref(), self.model.as_deref())
     }
 
     /// The rule as the tools show it: no secret, the URL up to its host.
@@ -280,6 +275,16 @@ impl Rule {
             format: self.format,
             signed: self.secret.is_some(),
         }
+    }
+}
+
+/// "agent planner", "model gpt-4o", "agent planner, model gpt-4o" or "all agents".
+pub fn scope_text(agent: Option<&str>, model: Option<&str>) -> String {
+    match (agent, model) {
+        (Some(a), Some(m)) => format!("agent {a}, model {m}"),
+        (Some(a), None) => format!("agent {a}"),
+        (None, Some(m)) => format!("model {m}"),
+        (None, None) => "all agents".into(),
     }
 }
 

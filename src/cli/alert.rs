@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::alerts::rules::scope_text;
 use crate::dashboard::Dashboard;
 use crate::error::Error;
 use crate::wire::{AlertAction, AlertFormat, AlertRule, AlertsInput, SetAlertInput, Severity};
@@ -127,18 +128,9 @@ fn described(r: &AlertRule) -> String {
     format!(
         "{} for {} → {} ({}{})",
         r.conditions.join(", "),
-        scope(r.agent_id.as_deref(), r.model.as_deref()),
+        scope_text(r.agent_id.as_deref(), r.model.as_deref()),
         r.url,
         r.format.as_str(),
         if r.signed { ", signed" } else { "" }
     )
-}
-
-fn scope(agent: Option<&str>, model: Option<&str>) -> String {
-    match (agent, model) {
-        (Some(a), Some(m)) => format!("agent {a}, model {m}"),
-        (Some(a), None) => format!("agent {a}"),
-        (None, Some(m)) => format!("model {m}"),
-        (None, None) => "all agents".into(),
-    }
 }

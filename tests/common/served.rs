@@ -1,5 +1,5 @@
 //! An HTTP server running in-process on 127.0.0.1:0 with a shutdown future, for the tests that
-//! talk to it over a real socket (tests/http.rs, tests/http_hardening.rs, tests/otlp.rs).
+//! talk to it over a real socket (tests/http.rs, tests/http_hardening.rs, tests/otlp.rs, tests/jsonrpc.rs, tests/alerts.rs).
 
 use std::net::SocketAddr;
 use std::time::Duration;
